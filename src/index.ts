@@ -1,0 +1,7 @@
+// dpo-ts: the public API. Importing it selects the backend (native addon, else the reference backend).
+import { initBackend } from './backends/index.js';
+
+export * from './engine/index.js';
+export { initBackend, currentBackend, referenceBackend } from './backends/index.js';
+
+initBackend();
