@@ -9,3 +9,4 @@ export * from './random.js';
 export { memoryStats, resetPeakMemory, clearPool } from './storage.js';
 export type { Backend, FloatArray, AnyArray, UnaryOp, BinaryOp } from './backend.js';
 export { unaryOps, binaryOps } from './backend.js';
+export * from './optim.js';

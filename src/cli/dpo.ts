@@ -1,0 +1,35 @@
+// The `dpo` command: dispatches a subcommand to the library. Each subcommand parses its flags and calls typed
+// functions; nothing here computes anything itself.
+import { UsageError } from './args.js';
+import { benchGemm } from './bench-gemm.js';
+import { benchOps } from './bench-ops.js';
+import { currentBackend } from '../backends/index.js';
+
+const commands: Record<string, { help: string; run: (argv: readonly string[]) => void | Promise<void> }> = {
+  'bench gemm': { help: 'fp32 GEMM GFLOP/s on the active backend: --m --n --k --threads', run: benchGemm },
+  'bench ops': { help: 'each fused kernel against its composition: ms, speed-up and GB/s', run: benchOps },
+  info: { help: 'the active backend and its thread count', run: () => console.log(JSON.stringify({ backend: currentBackend().name, threads: currentBackend().threads })) },
+};
+
+function help(): string {
+  return ['usage: dpo <command> [flags]', '', 'commands:', ...Object.entries(commands).map(([k, c]) => `  ${k.padEnd(12)} ${c.help}`),
+    '', 'Environment: DPO_BACKEND=native|reference, DPO_NUM_THREADS=N.'].join('\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    console.log(help());
+    return;
+  }
+  const two = argv.slice(0, 2).join(' ');
+  const key = commands[two] ? two : argv[0];
+  const cmd = commands[key];
+  if (!cmd) throw new UsageError(`dpo: unknown command '${argv.slice(0, 2).join(' ')}'\n\n${help()}`);
+  await cmd.run(argv.slice(key.split(' ').length));
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`${err instanceof UsageError ? '' : err.name + ': '}${err.message}\n`);
+  process.exit(err instanceof UsageError ? 2 : 1);
+});
