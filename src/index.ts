@@ -5,3 +5,4 @@ export * from './engine/index.js';
 export { initBackend, currentBackend, referenceBackend } from './backends/index.js';
 
 initBackend();
+export * from './nn/index.js';

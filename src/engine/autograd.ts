@@ -69,25 +69,23 @@ export function backward(root: Tensor, grad?: Tensor): void {
         continue;
       }
       const results = scope(() => applyRule(node, g, t));
-      const handedOn = new Set<Tensor>();
+      const stored = new Set<Tensor>(); // results now owned by `grads`
       node.inputs.forEach((inp, i) => {
-        let r = results[i];
+        const r = results[i];
         if (!inp || !inp.requiresGrad || !r) return;
         if (!sameShape(r.shape, inp.shape)) {
           throw new ShapeError(`backward(${node.op})`, `the rule returned a gradient of shape ${fmtShape(r.shape)} for input ${i} of shape ${fmtShape(inp.shape)}`);
         }
-        if (handedOn.has(r)) r = copyOf(r); // each input owns its gradient, since gradients are summed in place
-        handedOn.add(r.keep());
         const prev = grads.get(inp);
         if (prev) {
-          addInPlace(prev, r);
-          r.dispose();
+          addInPlace(prev, r); // prev may be r itself (x used twice): then this doubles it, which is right
         } else {
-          grads.set(inp, r);
+          const owned = stored.has(r) ? copyOf(r) : r; // each input owns its gradient, since sums happen in place
+          grads.set(inp, owned.keep());
+          stored.add(owned);
         }
       });
-      for (const r of results) if (r && !handedOn.has(r)) r.dispose();
-      if (!handedOn.has(g)) g.dispose();
+      for (const r of [...results, g]) if (r && !stored.has(r)) r.dispose();
       t.node = null; // release the graph as we go
     }
   });

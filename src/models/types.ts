@@ -1,0 +1,41 @@
+// What every causal language model in models/ provides. The trainer and generate() rely only on this.
+import type { Tensor } from '../engine/tensor.js';
+import type { Module } from '../nn/module.js';
+
+export interface ForwardOptions {
+  /**
+   * (B, Tk) 0/1 bytes over all key positions (cached ones first, then this call's tokens): 0 marks padding, which is
+   * never attended to. Default: every position is real.
+   */
+  attentionMask?: Uint8Array;
+  /** (B, T) position ids of this call's tokens. Default: past length + 0..T−1 for every row. */
+  positions?: Int32Array;
+  /** A KV cache: this call's keys and values are appended, and queries also attend to the cached ones. */
+  cache?: KVCache;
+}
+
+/** Per-layer keys and values kept between decoding calls; each layer's tensors are (B, Tpast, KVH, D). */
+export interface KVCache {
+  /** Number of positions already cached. */
+  length: number;
+  keys: (Tensor | null)[];
+  values: (Tensor | null)[];
+}
+
+export interface CausalLM extends Module {
+  /** HF model_type: 'gpt2', 'llama', 'qwen2'. */
+  readonly modelType: string;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  /** Maximum positions the model supports (GPT-2's n_positions; Llama's max_position_embeddings). */
+  readonly maxPositions: number;
+  /** (V, C) output projection (tied to the token embedding when the config says so). */
+  readonly lmHeadWeight: Tensor;
+  /** int32 ids (B, T) → final hidden states (B, T, C), after the final norm. */
+  forward(ids: Tensor, opts?: ForwardOptions): Tensor;
+  /** hidden (…, C) → logits (…, V). */
+  logits(hidden: Tensor): Tensor;
+  /** An empty KV cache for this model. */
+  newCache(): KVCache;
+}
