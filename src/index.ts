@@ -6,3 +6,5 @@ export { initBackend, currentBackend, referenceBackend } from './backends/index.
 
 initBackend();
 export * from './nn/index.js';
+export * from './models/index.js';
+export * from './io/index.js';

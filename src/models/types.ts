@@ -8,7 +8,10 @@ export interface ForwardOptions {
    * never attended to. Default: every position is real.
    */
   attentionMask?: Uint8Array;
-  /** (B, T) position ids of this call's tokens. Default: past length + 0..T−1 for every row. */
+  /**
+   * (B, T) position ids of this call's tokens. Default: past length + 0..T−1 for every row; with an attentionMask,
+   * cumsum(attentionMask) − 1 clamped at 0 (HF's rule for left padding), read at this call's columns.
+   */
   positions?: Int32Array;
   /** A KV cache: this call's keys and values are appended, and queries also attend to the cached ones. */
   cache?: KVCache;
