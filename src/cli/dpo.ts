@@ -1,18 +1,28 @@
 // The `dpo` command: dispatches a subcommand to the library. Each subcommand parses its flags and calls typed
 // functions; nothing here computes anything itself.
 import { UsageError } from './args.js';
+import { benchForward } from './bench-forward.js';
 import { benchGemm } from './bench-gemm.js';
 import { benchOps } from './bench-ops.js';
+import { runEval } from './eval.js';
+import { runGenerate } from './generate.js';
+import { runInspect } from './inspect.js';
+import { runTokenRewards } from './token-rewards.js';
 import { currentBackend } from '../backends/index.js';
 
 const commands: Record<string, { help: string; run: (argv: readonly string[]) => void | Promise<void> }> = {
   'bench gemm': { help: 'fp32 GEMM GFLOP/s on the active backend: --m --n --k --threads', run: benchGemm },
   'bench ops': { help: 'each fused kernel against its composition: ms, speed-up and GB/s', run: benchOps },
+  'bench forward': { help: 'GPT-2 forward tokens/s, and generation tokens/s with and without the KV cache', run: benchForward },
+  generate: { help: 'continue a prompt with a model directory, streaming the text: --model --prompt [--chat]', run: runGenerate },
+  inspect: { help: 'architecture, parameters, weight dtype, vocabulary and special tokens of a model directory', run: runInspect },
+  eval: { help: 'TRL eval metrics of a model on preference data: --model --dataset --output-dir [--ref-model] [--loss-type]', run: runEval },
+  'token-rewards': { help: 'per-token log-probs and rewards β·(log π − log π_ref): --model --ref-model --dataset --output-dir', run: runTokenRewards },
   info: { help: 'the active backend and its thread count', run: () => console.log(JSON.stringify({ backend: currentBackend().name, threads: currentBackend().threads })) },
 };
 
 function help(): string {
-  return ['usage: dpo <command> [flags]', '', 'commands:', ...Object.entries(commands).map(([k, c]) => `  ${k.padEnd(12)} ${c.help}`),
+  return ['usage: dpo <command> [flags]', '', 'commands:', ...Object.entries(commands).map(([k, c]) => `  ${k.padEnd(14)} ${c.help}`),
     '', 'Environment: DPO_BACKEND=native|reference, DPO_NUM_THREADS=N.'].join('\n');
 }
 

@@ -6,3 +6,4 @@ export * from './safetensors.js';
 export * from './safetensors-sharded.js';
 export * from './tokenizer.js';
 export * from './chat-template.js';
+export * from './pretrained.js';

@@ -8,3 +8,4 @@ export { ropeInverseFrequencies, ropeTables, type RopeScaling } from './rope.js'
 export { causalPaddingMask, defaultPositions } from './attention-mask.js';
 export { newKVCache, disposeKVCache } from './common.js';
 export { loadStateDict, stateDict, StateDictError, IGNORED_BUFFERS, type NamedArray, type ShapeMismatch } from './state-dict.js';
+export * from './generate.js';
