@@ -8,3 +8,4 @@ initBackend();
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './io/index.js';
+export * from './data/index.js';
