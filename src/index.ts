@@ -9,3 +9,4 @@ export * from './nn/index.js';
 export * from './models/index.js';
 export * from './io/index.js';
 export * from './data/index.js';
+export * from './dpo/index.js';

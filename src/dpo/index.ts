@@ -1,0 +1,6 @@
+// DPO (layer 7): sequence log-probs with the chunked LM head, the loss registry, evaluation with TRL's metric names,
+// and per-token rewards for analysis. The trainer and the reference strategies arrive in the next milestone.
+export * from './logps.js';
+export * from './losses/index.js';
+export * from './eval.js';
+export * from './token-rewards.js';
