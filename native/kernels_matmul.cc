@@ -1,0 +1,39 @@
+// Batched matmul and the fused linear layer, both thin wrappers over dpo::sgemm (gemm.h), which owns the blocking
+// and the threads. The batch loop is serial on purpose: sgemm parallelises inside, and the pool does not nest.
+// Legend: M, N, K GEMM sizes; batch with per-operand batch strides (0 shares one operand); linear: N rows, Cin, Cout.
+#include <algorithm>
+#include <cstring>
+
+#include "gemm.h"
+#include "kernels.h"
+#include "kernels_common.h"
+
+namespace dpo {
+
+void matmul(float* c, const float* a, const float* b, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
+            bool trans_b, int64_t a_batch_stride, int64_t b_batch_stride, int64_t c_batch_stride, bool accumulate) {
+  const int64_t lda = trans_a ? m : k;  // A_b stored (K, M) or (M, K)
+  const int64_t ldb = trans_b ? k : n;  // B_b stored (N, K) or (K, N)
+  for (int64_t i = 0; i < batch; ++i) {
+    sgemm(trans_a, trans_b, m, n, k, a + i * a_batch_stride, lda, b + i * b_batch_stride, ldb, c + i * c_batch_stride,
+          n, accumulate);
+  }
+}
+
+// out (N, Cout) = x (N, Cin) · op(W) + bias: rows start as the bias (or zero), then sgemm accumulates.
+// W (Cout, Cin) is used transposed (torch.nn.Linear); W (Cin, Cout) as is when w_is_in_out (GPT-2 Conv1D).
+void linear_forward(float* out, const float* x, const float* w, const float* bias, int64_t n, int64_t cin,
+                    int64_t cout, bool w_is_in_out) {
+  parallel_rows(n, cout, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      if (bias != nullptr) {
+        std::memcpy(out + i * cout, bias, static_cast<size_t>(cout) * sizeof(float));
+      } else {
+        std::fill(out + i * cout, out + (i + 1) * cout, 0.0f);
+      }
+    }
+  });
+  sgemm(false, !w_is_in_out, n, cout, cin, x, cin, w, w_is_in_out ? cout : cin, out, cout, true);
+}
+
+}  // namespace dpo
