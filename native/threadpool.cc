@@ -56,8 +56,9 @@ class Pool {
     }
   }
 
-  void worker() {
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+  // `seen` is the generation current when the worker was spawned, so a job dispatched before the thread first runs
+  // is still picked up.
+  void worker(uint64_t seen) {
     for (;;) {
       // Spin for a while before sleeping: kernels come in quick succession during a training step.
       bool got = false;
@@ -83,7 +84,8 @@ class Pool {
 
   void start(int n) {
     quit_.store(false);
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { worker(); });
+    const uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, g] { worker(g); });
   }
 
   void stop() {
