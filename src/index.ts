@@ -10,3 +10,4 @@ export * from './models/index.js';
 export * from './io/index.js';
 export * from './data/index.js';
 export * from './dpo/index.js';
+export * as theory from './theory/index.js';
