@@ -11,3 +11,4 @@ export * from './io/index.js';
 export * from './data/index.js';
 export * from './dpo/index.js';
 export * as theory from './theory/index.js';
+export * from './report/index.js';
