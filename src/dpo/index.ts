@@ -4,3 +4,5 @@ export * from './logps.js';
 export * from './losses/index.js';
 export * from './eval.js';
 export * from './token-rewards.js';
+export * from './checkpoint.js';
+export * from './ref-cache.js';
