@@ -6,3 +6,7 @@ export * from './eval.js';
 export * from './token-rewards.js';
 export * from './checkpoint.js';
 export * from './ref-cache.js';
+export * from './trainer.js';
+export * from './trainer-config.js';
+export * from './sft-data.js';
+export * from './reference.js';
