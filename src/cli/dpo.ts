@@ -4,20 +4,31 @@ import { UsageError } from './args.js';
 import { benchForward } from './bench-forward.js';
 import { benchGemm } from './bench-gemm.js';
 import { benchOps } from './bench-ops.js';
+import { runDemoCommand } from './demo.js';
+import { benchTrain } from './bench-train.js';
 import { runEval } from './eval.js';
 import { runGenerate } from './generate.js';
 import { runInspect } from './inspect.js';
+import { runTheoryCommand } from './theory.js';
+import { runReport } from './report.js';
 import { runTokenRewards } from './token-rewards.js';
+import { runSft, runTrain } from './train.js';
 import { currentBackend } from '../backends/index.js';
 
 const commands: Record<string, { help: string; run: (argv: readonly string[]) => void | Promise<void> }> = {
   'bench gemm': { help: 'fp32 GEMM GFLOP/s on the active backend: --m --n --k --threads', run: benchGemm },
   'bench ops': { help: 'each fused kernel against its composition: ms, speed-up and GB/s', run: benchOps },
   'bench forward': { help: 'GPT-2 forward tokens/s, and generation tokens/s with and without the KV cache', run: benchForward },
+  'bench train': { help: 'DPO training step tokens/s and MFU on bench_torch.py\'s workload: --layers --heads --hidden --vocab --seq --pairs', run: benchTrain },
   generate: { help: 'continue a prompt with a model directory, streaming the text: --model --prompt [--chat]', run: runGenerate },
   inspect: { help: 'architecture, parameters, weight dtype, vocabulary and special tokens of a model directory', run: runInspect },
+  train: { help: 'DPO training (TRL options): --model --dataset --output-dir [--ref-model] [--loss-type] [--config FILE.json]', run: runTrain },
+  sft: { help: 'supervised fine-tuning on prompt/completion, messages or text data: --model --dataset --output-dir', run: runSft },
   eval: { help: 'TRL eval metrics of a model on preference data: --model --dataset --output-dir [--ref-model] [--loss-type]', run: runEval },
   'token-rewards': { help: 'per-token log-probs and rewards β·(log π − log π_ref): --model --ref-model --dataset --output-dir', run: runTokenRewards },
+  report: { help: 'the self-contained HTML report of a run folder: RUN_DIR [--output FILE]', run: runReport },
+  demo: { help: 'the embedded controlled-sentiment experiment (no downloads, a few minutes): DPO vs SFT vs best-of-N [--output-dir] [--quick]', run: runDemoCommand },
+  theory: { help: 'check DPO theory on exact small worlds (bandit, token MDP): [--json] [--seed S]; exit 1 if a claim fails', run: runTheoryCommand },
   info: { help: 'the active backend and its thread count', run: () => console.log(JSON.stringify({ backend: currentBackend().name, threads: currentBackend().threads })) },
 };
 
