@@ -1,6 +1,8 @@
 // Fused scaled dot-product attention with grouped-query heads (query head h reads key/value head h / group), forward
-// and backward, as per-head GEMMs on dpo::sgemm (threaded inside; heads loop serially, as the pool does not nest) plus
-// row passes split across the pool. Causal queries go in blocks whose GEMMs see only the keys the block can see.
+// and backward, as per-head GEMMs on dpo::sgemm plus row passes. With at least as many (batch, KV head) groups as
+// threads, the groups run in parallel and each GEMM runs serially inside its task (the pool does not nest; a group
+// owns its dK/dV rows, so no two tasks write the same memory); otherwise heads run one after another with threaded
+// GEMMs. Causal queries go in blocks whose GEMMs see only the keys the block can see.
 // Legend: B batch, Tq queries, Tk keys, H query heads, KVH key/value heads, D head size, group = H / KVH;
 // q, out (B, Tq, H, D); k, v (B, Tk, KVH, D); probs (B, H, Tq, Tk); a head's rows are strided by H·D or KVH·D.
 #include <algorithm>
@@ -31,26 +33,24 @@ int64_t causal_key_end(int64_t i1, int64_t tq, int64_t tk) { return std::clamp<i
 
 }  // namespace
 
-void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, const uint8_t* mask,
-                       int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kvh, int64_t d, float scale) {
-  if (b * h * tq == 0) return;
+namespace {
+
+// One head of the forward: S = Q·Kᵀ, masked stable softmax in place, out = P·V.
+void attention_forward_head(int64_t bi, int64_t hi, float* out, float* probs, const float* q, const float* k,
+                            const float* v, const uint8_t* mask, int64_t tq, int64_t tk, int64_t h, int64_t kvh,
+                            int64_t d, float scale) {
+  const Head hd = head_at(bi, hi, tq, tk, h, kvh, d);
   auto key_end = [&](int64_t i1) { return mask != nullptr ? tk : causal_key_end(i1, tq, tk); };
-  // 1. Raw scores S = Q·Kᵀ into probs, block by block (keys past a block's end stay unwritten).
-  for (int64_t bh = 0; bh < b * h; ++bh) {
-    const Head hd = head_at(bh / h, bh % h, tq, tk, h, kvh, d);
-    for (int64_t i0 = 0; i0 < tq; i0 += kQueryBlock) {
-      const int64_t i1 = std::min(tq, i0 + kQueryBlock);
-      sgemm(false, true, i1 - i0, key_end(i1), d, q + hd.q_off + i0 * hd.q_ld, hd.q_ld, k + hd.kv_off, hd.kv_ld,
-            probs + hd.p_off + i0 * tk, tk, false);
-    }
+  for (int64_t i0 = 0; i0 < tq; i0 += kQueryBlock) {  // raw scores; keys past a block's end stay unwritten
+    const int64_t i1 = std::min(tq, i0 + kQueryBlock);
+    sgemm(false, true, i1 - i0, key_end(i1), d, q + hd.q_off + i0 * hd.q_ld, hd.q_ld, k + hd.kv_off, hd.kv_ld,
+          probs + hd.p_off + i0 * tk, tk, false);
   }
-  // 2. Each row: scale, hide invisible keys, stable softmax; zeros past the visible range.
-  parallel_rows(b * h * tq, tk * 4, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t i = r % tq, bi = r / (tq * h);
-      float* prow = probs + r * tk;
+  parallel_rows(tq, tk * 4, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* prow = probs + hd.p_off + i * tk;
       const uint8_t* mrow = mask != nullptr ? mask + (bi * tq + i) * tk : nullptr;
-      const int64_t jend = mask != nullptr ? tk : causal_key_end(i + 1, tq, tk);
+      const int64_t jend = key_end(i + 1);
       float max = -INFINITY;
       for (int64_t j = 0; j < jend; ++j) {
         prow[j] = (mrow != nullptr && mrow[j] == 0) ? -INFINITY : prow[j] * scale;
@@ -64,15 +64,36 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
       row_scale(prow, 1.0f / row_sum_exp(prow, prow, jend, max), jend);  // exp(−inf − max) = 0 for hidden keys
     }
   });
-  // 3. out = P·V, block by block.
-  for (int64_t bh = 0; bh < b * h; ++bh) {
-    const Head hd = head_at(bh / h, bh % h, tq, tk, h, kvh, d);
-    for (int64_t i0 = 0; i0 < tq; i0 += kQueryBlock) {
-      const int64_t i1 = std::min(tq, i0 + kQueryBlock);
-      sgemm(false, false, i1 - i0, d, key_end(i1), probs + hd.p_off + i0 * tk, tk, v + hd.kv_off, hd.kv_ld,
-            out + hd.q_off + i0 * hd.q_ld, hd.q_ld, false);
-    }
+  for (int64_t i0 = 0; i0 < tq; i0 += kQueryBlock) {
+    const int64_t i1 = std::min(tq, i0 + kQueryBlock);
+    sgemm(false, false, i1 - i0, d, key_end(i1), probs + hd.p_off + i0 * tk, tk, v + hd.kv_off, hd.kv_ld,
+          out + hd.q_off + i0 * hd.q_ld, hd.q_ld, false);
   }
+}
+
+// Runs fn(bi, hi) for every head: groups (bi, KV head) in parallel when there are enough of them, else serially.
+template <typename Fn>
+void for_each_head(int64_t b, int64_t h, int64_t kvh, Fn fn) {
+  const int64_t group = h / kvh, groups = b * kvh;
+  if (groups >= num_threads() && num_threads() > 1) {
+    parallel_for(groups, [&](int64_t begin, int64_t end) {
+      for (int64_t g = begin; g < end; ++g) {
+        for (int64_t j = 0; j < group; ++j) fn(g / kvh, (g % kvh) * group + j);
+      }
+    });
+  } else {
+    for (int64_t bh = 0; bh < b * h; ++bh) fn(bh / h, bh % h);
+  }
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* probs, const float* q, const float* k, const float* v, const uint8_t* mask,
+                       int64_t b, int64_t tq, int64_t tk, int64_t h, int64_t kvh, int64_t d, float scale) {
+  if (b * h * tq == 0) return;
+  for_each_head(b, h, kvh, [&](int64_t bi, int64_t hi) {
+    attention_forward_head(bi, hi, out, probs, q, k, v, mask, tq, tk, h, kvh, d, scale);
+  });
 }
 
 // Per head: dP = dO·Vᵀ; dS = P ⊙ (dP − Σ_j P⊙dP)·scale; dQ = dS·K; dK += dSᵀ·Q; dV += Pᵀ·dO.
@@ -86,10 +107,11 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   std::fill(dv, dv + b * tk * kvh * d, 0.0f);
   if (b * h * tq * tk == 0 || d == 0) return;
   const int64_t blocks = (tq + kQueryBlock - 1) / kQueryBlock;
-  std::vector<float> ds(static_cast<size_t>(tq * tk));  // one head's dP, then dS, (Tq, Tk)
-  std::vector<int64_t> key_end(static_cast<size_t>(blocks));
-  for (int64_t bh = 0; bh < b * h; ++bh) {
-    const Head hd = head_at(bh / h, bh % h, tq, tk, h, kvh, d);
+  for_each_head(b, h, kvh, [&](int64_t bi, int64_t hi) {
+    thread_local std::vector<float> ds;  // one head's dP, then dS, (Tq, Tk)
+    ds.resize(static_cast<size_t>(tq * tk));
+    std::vector<int64_t> key_end(static_cast<size_t>(blocks));
+    const Head hd = head_at(bi, hi, tq, tk, h, kvh, d);
     const float* p = probs + hd.p_off;
     for (int64_t blk = 0; blk < blocks; ++blk) {
       int64_t jend = 0;
@@ -125,7 +147,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       sgemm(true, false, jend, d, rows, p + i0 * tk, tk, dout + hd.q_off + i0 * hd.q_ld, hd.q_ld, dv + hd.kv_off,
             hd.kv_ld, true);
     }
-  }
+  });
 }
 
 }  // namespace dpo

@@ -11,6 +11,16 @@
 namespace dpo {
 namespace {
 
+// True on pool workers and on a caller while it runs its share of a job: a parallel_for issued from inside a task
+// (e.g. a GEMM inside a per-head attention task) then runs inline instead of waiting on the busy pool.
+thread_local bool in_pool_task = false;
+
+struct TaskScope {
+  bool prev = in_pool_task;
+  TaskScope() { in_pool_task = true; }
+  ~TaskScope() { in_pool_task = prev; }
+};
+
 class Pool {
  public:
   explicit Pool(int n) { start(n); }
@@ -26,7 +36,7 @@ class Pool {
   // Runs fn(task, tasks) for task in [0, tasks); the caller runs task 0 and any tasks beyond the pool's size.
   void run(int tasks, const std::function<void(int, int)>& fn) {
     const int nw = static_cast<int>(workers_.size());
-    if (tasks <= 1 || nw == 0) {
+    if (tasks <= 1 || nw == 0 || in_pool_task) {
       for (int t = 0; t < tasks; ++t) fn(t, tasks);
       return;
     }
@@ -39,8 +49,11 @@ class Pool {
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    fn(0, tasks);
-    drain();
+    {
+      TaskScope scope;
+      fn(0, tasks);
+      drain();
+    }
     // Wait for every worker to finish this generation (so `fn` may go out of scope safely).
     while (pending_.load(std::memory_order_acquire) != 0) {
       std::this_thread::yield();
@@ -59,6 +72,7 @@ class Pool {
   // `seen` is the generation current when the worker was spawned, so a job dispatched before the thread first runs
   // is still picked up.
   void worker(uint64_t seen) {
+    in_pool_task = true;
     for (;;) {
       // Spin for a while before sleeping: kernels come in quick succession during a training step.
       bool got = false;
@@ -127,6 +141,8 @@ Pool& pool() {
 }  // namespace
 
 int num_threads() { return pool().size(); }
+
+bool in_parallel_task() { return in_pool_task; }
 
 void set_num_threads(int n) {
   if (n < 1) n = 1;
