@@ -1,7 +1,7 @@
 // Single-precision GEMM (see gemm.h): a GotoBLAS/BLIS-style blocked algorithm with packed panels and a
 // register-blocked micro-kernel (AVX2+FMA 6x16; a portable 4x8 scalar kernel elsewhere), split over the thread pool.
-// Tiny problems take plain loops (sgemm_small), which are also the obvious reference the fast path is tested against
-// (dev/gemm/bench.cc). Not here: other dtypes, batching, strided batches.
+// Tiny problems take plain loops (sgemm_small). dev/gemm/bench.cc checks both paths against a double-precision triple
+// loop over odd, empty and strided shapes, and times them against numpy. Not here: other dtypes, batching.
 //
 // Legend
 //   M, N, K   C (M, N) = op(A) (M, K) · op(B) (K, N); op() is the optional transpose, folded into the packing.
@@ -43,6 +43,7 @@ constexpr int64_t MR = 6, NR = 16;
 #else
 constexpr int64_t MR = 4, NR = 8;
 #endif
+// Zen 3 (L1d 32 KiB, L2 512 KiB per core): KC 192-512 and MC 72-240 all measured within noise of these.
 constexpr int64_t KC = 256;  // 6x16 kernel: B sliver 16 KiB + A sliver 6 KiB in L1d
 constexpr int64_t MC = 144;  // A block 144 x 256 x 4 B = 144 KiB in L2; multiple of MR
 // NC is not fixed: a column panel is as wide as lets all K rows of it be packed within this budget (16 MiB, in L3),
@@ -141,6 +142,8 @@ void pack_b(bool trans, int64_t kc, int64_t nc, const float* b, int64_t ldb, flo
         const float* src = b + (j0 + j) * ldb;
         for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = src[p];
       }
+    } else if (cols == NR) {
+      for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * NR, b + p * ldb + j0, NR * sizeof(float));
     } else {
       for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * NR, b + p * ldb + j0, cols * sizeof(float));
     }
@@ -162,6 +165,9 @@ void micro_kernel(int64_t kc, const float* pa, const float* pb, float* c, int64_
   }
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p, pa += MR, pb += NR) {
+    // A streams from L2 and B's first pass from L3: ask for both 16 steps ahead (measured +1-5% over none).
+    _mm_prefetch(reinterpret_cast<const char*>(pa + 16 * MR), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(pb + 16 * NR), _MM_HINT_T0);
     const __m256 b0 = _mm256_load_ps(pb), b1 = _mm256_load_ps(pb + 8);
     __m256 ai = _mm256_broadcast_ss(pa + 0);
     c00 = _mm256_fmadd_ps(ai, b0, c00), c01 = _mm256_fmadd_ps(ai, b1, c01);
@@ -273,14 +279,16 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
     // Packed B, (k_panels, col_slivers, kc, NR); chunk (kp, ch) is packed by the first task that needs it.
     const int64_t panel_floats = col_slivers * NR * kc_max;
     float* packed_b = tls_packed_b.get(k_panels * panel_floats);
-    std::unique_ptr<std::atomic<int>[]> chunk_state(new std::atomic<int>[k_panels * chunks]);  // 0 new, 1 packing, 2 done
+    // Per (kp, chunk): 0 not packed, 1 being packed, 2 packed.
+    std::unique_ptr<std::atomic<int>[]> chunk_state(new std::atomic<int>[k_panels * chunks]);
     for (int64_t i = 0; i < k_panels * chunks; ++i) chunk_state[i].store(0, std::memory_order_relaxed);
 
     // One task: rows [ic, ic + mc) x chunks [ch_begin, ch_end) of this column panel, over all of K.
     run_tasks(parallel, row_blocks * col_blocks, [&](int64_t task) {
       const int64_t ic = task / col_blocks * mc_block, mc = std::min(mc_block, m - ic);
       const int64_t cb = task % col_blocks;
-      const int64_t ch_begin = split_point(chunks, cb, col_blocks), ch_count = split_point(chunks, cb + 1, col_blocks) - ch_begin;
+      const int64_t ch_begin = split_point(chunks, cb, col_blocks);
+      const int64_t ch_count = split_point(chunks, cb + 1, col_blocks) - ch_begin;
       float* packed_a = tls_packed_a.get(mc_block * kc_max);  // (mc_block/MR, kc, MR)
       for (int64_t kp = 0; kp < k_panels; ++kp) {
         const int64_t pc = kp * kc_max, kc = std::min(kc_max, k - pc);
@@ -298,7 +306,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
             pack_b(trans_b, kc, nc, b_panel, ldb, panel, s_begin, s_end);
             state.store(2, std::memory_order_release);
           }
-          // Another task is packing it; that task is running, so this wait ends.
+          // Else another task is packing it; that task is running, so this wait ends.
           while (state.load(std::memory_order_acquire) != 2) std::this_thread::yield();
           const int64_t col_begin = s_begin * NR, col_end = std::min(nc, s_end * NR);
           macro_kernel(mc, col_end - col_begin, kc, packed_a, panel + s_begin * NR * kc,
