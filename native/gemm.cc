@@ -27,6 +27,7 @@
 #include <memory>
 #include <new>
 #include <thread>
+#include <vector>
 
 #include "threadpool.h"
 
@@ -74,6 +75,67 @@ void sgemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, co
         for (int64_t j = 0; j < n; ++j) crow[j] += aip * brow[j];
       }
     }
+  }
+}
+
+// --- few rows of A (decoding) --------------------------------------------------------------------------------------
+
+// M <= kGemvRows (one new token per sequence while decoding): packing all of B would cost more than the product, so
+// B is streamed once, unpacked, split by columns across the threads. Bᵀ stored (N, K): a dot product per output;
+// B stored (K, N): C rows accumulate axpys of B's rows. A's few rows are first copied contiguous.
+constexpr int64_t kGemvRows = 4;
+
+float dot(const float* x, const float* y, int64_t k) {
+  int64_t p = 0;
+  float s = 0.0f;
+#ifdef DPO_GEMM_AVX2
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  for (; p + 32 <= k; p += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(y + p + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 16), _mm256_loadu_ps(y + p + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 24), _mm256_loadu_ps(y + p + 24), s3);
+  }
+  for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
+  const __m256 t = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  s = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+#endif
+  for (; p < k; ++p) s += x[p] * y[p];
+  return s;
+}
+
+void sgemm_few_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                    const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, bool parallel) {
+  thread_local std::vector<float> rows;  // (M, K) contiguous copy of op(A)
+  rows.resize(static_cast<size_t>(m * k));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) rows[i * k + p] = trans_a ? a[p * lda + i] : a[i * lda + p];
+  const float* ar = rows.data();
+  auto columns = [&](int64_t j0, int64_t j1) {
+    if (trans_b) {
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = 0; i < m; ++i) {
+          const float v = dot(ar + i * k, b + j * ldb, k);
+          c[i * ldc + j] = accumulate ? c[i * ldc + j] + v : v;
+        }
+      return;
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      float* crow = c + i * ldc;
+      if (!accumulate) std::fill(crow + j0, crow + j1, 0.0f);
+      for (int64_t p = 0; p < k; ++p) {
+        const float aip = ar[i * k + p];
+        const float* brow = b + p * ldb;
+        for (int64_t j = j0; j < j1; ++j) crow[j] += aip * brow[j];  // vectorised by the compiler
+      }
+    }
+  };
+  if (parallel) {
+    parallel_for((n + 63) / 64, [&](int64_t c0, int64_t c1) { columns(c0 * 64, std::min(n, c1 * 64)); });
+  } else {
+    columns(0, n);
   }
 }
 
@@ -255,6 +317,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
   }
   const int64_t threads = work < kSerialWork ? 1 : num_threads();
   const bool parallel = threads > 1;
+  if (m <= kGemvRows) {
+    sgemm_few_rows(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate, parallel);
+    return;
+  }
 
   // Balanced K panels: k = 257 gives two panels of 129 and 128 rather than 256 and 1.
   const int64_t k_panels = ceil_div(k, KC), kc_max = ceil_div(k, k_panels);
