@@ -10,3 +10,5 @@ export * from './trainer.js';
 export * from './trainer-config.js';
 export * from './sft-data.js';
 export * from './reference.js';
+export * from './optim.js';
+export * from './schedule.js';

@@ -152,7 +152,7 @@ export async function train(input: Partial<TrainConfig>, hooks: TrainHooks = {})
         });
       }
       const gradNorm = clipGradNorm(params, c.maxGradNorm);
-      if (!Number.isFinite(gradNorm)) throw divergedGradient(step + 1, micro.flat(), policy.model.namedParameters(), lastCheckpoint);
+      checkFiniteGradNorm(gradNorm, step + 1, micro.flat(), policy.model.namedParameters(), lastCheckpoint);
       const lr = learningRateAt(step, schedule);
       optimizer.step(lr);
       step++;
@@ -248,14 +248,16 @@ function checkFiniteLoss(step: number, examples: readonly TokenizedExample[], lo
   );
 }
 
-function divergedGradient(step: number, examples: readonly TokenizedExample[], named: Iterable<[string, Tensor]>, lastCheckpoint: string | null): TrainingDivergedError {
+/** Throws TrainingDivergedError naming the step, the batch and the first non-finite gradient entries, unless gradNorm is finite. */
+export function checkFiniteGradNorm(gradNorm: number, step: number, examples: readonly Pick<TokenizedExample, 'index'>[], named: Iterable<[string, Tensor]>, lastCheckpoint: string | null): void {
+  if (Number.isFinite(gradNorm)) return;
   const offending: string[] = [];
   for (const [name, p] of named) {
     const g = p.grad?.data;
     const i = g ? Array.prototype.findIndex.call(g, (v: number) => !Number.isFinite(v)) : -1;
     if (g && i >= 0 && offending.length < 5) offending.push(`${name}[${i}] = ${g[i]}`);
   }
-  return new TrainingDivergedError(
+  throw new TrainingDivergedError(
     `step ${step}: the gradient norm is not finite for the batch [${examples.map((e) => e.index).join(', ')}]: ${offending.join(', ')}. Training stopped. ${stoppedAt(lastCheckpoint)}`,
   );
 }
