@@ -6,6 +6,7 @@ import { defaultTrainConfig, TrainConfigError, type TrainConfig } from '../dpo/t
 import { train } from '../dpo/trainer.js';
 import { UsageError, usage, type FlagSpec, type FlagSpecs } from './args.js';
 import { CONFIG_FLAG, parseFlagsWithConfig } from './config.js';
+import { writeReport } from '../report/index.js';
 
 /** learningRate → learning-rate, adamBeta1 → adam-beta1: the flag of a TrainConfig key. */
 type Kebab<S extends string> = S extends `${infer H}${infer T}` ? `${H extends Lowercase<H> ? H : `-${Lowercase<H>}`}${Kebab<T>}` : S;
@@ -107,6 +108,13 @@ async function run(command: string, config: Partial<TrainConfig>): Promise<void>
   currentBackend(); // selects the backend before the first tensor
   try {
     const result = await train(config);
+    try {
+      const report = writeReport(result.outputDir);
+      process.stderr.write(`report: ${report.path}\n`);
+    } catch (e) {
+      // The run itself succeeded; a report that cannot be drawn (e.g. no logging step) is only a warning.
+      process.stderr.write(`report: not written (${e instanceof Error ? e.message : String(e)})\n`);
+    }
     console.log(JSON.stringify({ output_dir: result.outputDir, steps: result.steps, ...result.lastMetrics }));
   } catch (e) {
     if (e instanceof TrainConfigError) throw new UsageError(`${command}: ${e.message}`);
