@@ -1,0 +1,3 @@
+// On-policy preference optimisation: judges that score completions or prefer one of two.
+export * from './judges.js';
+export * from './http-judge.js';
