@@ -12,3 +12,4 @@ export * from './data/index.js';
 export * from './dpo/index.js';
 export * as theory from './theory/index.js';
 export * from './report/index.js';
+export * as online from './online/index.js';

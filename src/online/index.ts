@@ -1,3 +1,4 @@
 // On-policy preference optimisation: judges that score completions or prefer one of two.
 export * from './judges.js';
 export * from './http-judge.js';
+export * from './rso.js';
