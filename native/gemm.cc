@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels_common.h"
 #include "threadpool.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -85,27 +86,6 @@ void sgemm_small(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, co
 // B stored (K, N): C rows accumulate axpys of B's rows. A's few rows are first copied contiguous.
 constexpr int64_t kGemvRows = 4;
 
-float dot(const float* x, const float* y, int64_t k) {
-  int64_t p = 0;
-  float s = 0.0f;
-#ifdef DPO_GEMM_AVX2
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-  for (; p + 32 <= k; p += 32) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(y + p + 8), s1);
-    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 16), _mm256_loadu_ps(y + p + 16), s2);
-    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 24), _mm256_loadu_ps(y + p + 24), s3);
-  }
-  for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
-  const __m256 t = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  s = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
-#endif
-  for (; p < k; ++p) s += x[p] * y[p];
-  return s;
-}
-
 void sgemm_few_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                     const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, bool parallel) {
   thread_local std::vector<float> rows;  // (M, K) contiguous copy of op(A)
@@ -117,7 +97,7 @@ void sgemm_few_rows(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     if (trans_b) {
       for (int64_t j = j0; j < j1; ++j)
         for (int64_t i = 0; i < m; ++i) {
-          const float v = dot(ar + i * k, b + j * ldb, k);
+          const float v = row_dot(ar + i * k, b + j * ldb, k);
           c[i * ldc + j] = accumulate ? c[i * ldc + j] + v : v;
         }
       return;
