@@ -9,6 +9,7 @@ import { benchTrain } from './bench-train.js';
 import { runEval } from './eval.js';
 import { runGenerate } from './generate.js';
 import { runInspect } from './inspect.js';
+import { runOnline } from './online.js';
 import { runTheoryCommand } from './theory.js';
 import { runReport } from './report.js';
 import { runTokenRewards } from './token-rewards.js';
@@ -27,6 +28,7 @@ const commands: Record<string, { help: string; run: (argv: readonly string[]) =>
   eval: { help: 'TRL eval metrics of a model on preference data: --model --dataset --output-dir [--ref-model] [--loss-type]', run: runEval },
   'token-rewards': { help: 'per-token log-probs and rewards β·(log π − log π_ref): --model --ref-model --dataset --output-dir', run: runTokenRewards },
   report: { help: 'the self-contained HTML report of a run folder: RUN_DIR [--output FILE]', run: runReport },
+  online: { help: 'online DPO with AI feedback (OAIF): sample 2 completions per prompt, judge, DPO step: --model --dataset PROMPTS --output-dir + a judge', run: runOnline },
   demo: { help: 'the embedded controlled-sentiment experiment (no downloads, a few minutes): DPO vs SFT vs best-of-N [--output-dir] [--quick]', run: runDemoCommand },
   theory: { help: 'check DPO theory on exact small worlds (bandit, token MDP): [--json] [--seed S]; exit 1 if a claim fails', run: runTheoryCommand },
   info: { help: 'the active backend and its thread count', run: () => console.log(JSON.stringify({ backend: currentBackend().name, threads: currentBackend().threads })) },

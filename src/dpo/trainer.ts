@@ -208,7 +208,7 @@ export async function train(input: Partial<TrainConfig>, hooks: TrainHooks = {})
 }
 
 /** The checkpoint to resume from: a checkpoint-N directory, or the newest complete one for 'latest'. */
-function resolveResume(c: TrainConfig, log: (line: string) => void): string | null {
+export function resolveResume(c: Pick<TrainConfig, 'resumeFromCheckpoint' | 'outputDir'>, log: (line: string) => void): string | null {
   const wanted = c.resumeFromCheckpoint;
   if (wanted === null) return null;
   if (wanted === 'latest') {

@@ -2,3 +2,6 @@
 export * from './judges.js';
 export * from './http-judge.js';
 export * from './rso.js';
+export * from './prompts.js';
+export * from './sample.js';
+export * from './oaif.js';
