@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { httpPairwiseJudge } from '../online/http-judge.js';
 import { loadRewardFunction, rewardFunctionJudge, type Judge } from '../online/judges.js';
+import { localPairwiseJudge } from '../online/local-judge.js';
+import { rewardModelJudge } from '../online/reward-model-judge.js';
 import { UsageError, type FlagSpec } from './args.js';
 
 const str = (help: string, value?: string): FlagSpec => ({ type: 'string', default: value, help });
@@ -46,7 +48,10 @@ export async function judgeFromFlags(f: JudgeFlagValues, command: string): Promi
         timeoutMs: f['judge-timeout-ms'], retries: f['judge-retries'], concurrency: f['judge-concurrency'], backoffMs: 500,
       });
     }
-    // JUDGE-KINDS: reward-model and local-judge cases are added by their modules.
+    case 'reward-model':
+      return rewardModelJudge(f['reward-model']!);
+    case 'local-judge':
+      return localPairwiseJudge(f['local-judge']!, { template });
     default:
       throw new UsageError(`${command}: --${given[0]} is not available in this build`);
   }
