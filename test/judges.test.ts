@@ -137,7 +137,7 @@ describe('httpPairwiseJudge against a real HTTP server', () => {
   let base = '';
   const judgeFor = (scenario: Scenario, overrides: Partial<HttpPairwiseJudgeOptions> = {}) => httpPairwiseJudge({
     url: `${base}/${scenario}/v1/chat/completions`, model: 'judge-model', apiKeyEnv: KEY_ENV,
-    timeoutMs: 150, retries: 2, concurrency: 4, backoffMs: 5, ...overrides,
+    timeoutMs: 5000, retries: 2, concurrency: 4, backoffMs: 5, ...overrides, // generous: a loaded CI machine must not time out honest replies
   });
 
   before(async () => {
