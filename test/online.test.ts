@@ -21,7 +21,7 @@ import {
   type Judge, type OnlineOptions, type PolicySample, type PromptItem,
 } from '../src/online/index.js';
 import type { TrainConfig } from '../src/dpo/trainer-config.js';
-import { ROOT, readMetrics, readWeights, sameWeights, scratchDir, writeJsonl } from './trainer-helpers.js';
+import { ROOT, readMetrics, readWeights, sameWeights, saveTinyModel, scratchDir, writeJsonl } from './trainer-helpers.js';
 
 const BASE = committedBaseDir();
 const OPENINGS = ['the movie was', 'i thought the film', 'the acting', 'the ending', 'overall the film', 'my friends and i', 'the music', 'the dialogue'];
@@ -81,6 +81,32 @@ describe('on-policy pairs', () => {
       });
     } finally {
       policy.model.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('samplePolicy', () => {
+  test('a model vocabulary padded past the tokenizer\'s: unknown ids stay in the ids and are left out of the text', async () => {
+    const dir = scratchDir('online-padded-vocab');
+    try {
+      const model = join(dir, 'model');
+      await saveTinyModel(model, { model_type: 'gpt2', vocab_size: 300, n_positions: 32, n_embd: 16, n_layer: 1, n_head: 2, bos_token_id: 0, eos_token_id: 0 }, 11);
+      for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(BASE, f), join(model, f));
+      const p = loadPretrained(model);
+      try {
+        assert.ok(p.tokenizer!.vocabSize < 300);
+        const prompts = await loadPrompts(promptsFile(dir), p.tokenizer!);
+        const samples = samplePolicy(p.model, p.tokenizer!, prompts, 2, { maxNewTokens: 12, temperature: 1, batchSize: 16, rng: new Rng(1), eosTokenIds: [0], padTokenId: 0 }).flat();
+        const unknown = samples.flatMap((s) => s.ids).filter((id) => id >= p.tokenizer!.vocabSize);
+        assert.ok(unknown.length > 0, 'the random model drew ids past the tokenizer');
+        for (const s of samples) {
+          assert.equal(s.text, p.tokenizer!.decode(s.ids.filter((id) => id < p.tokenizer!.vocabSize), { skipSpecialTokens: true }));
+        }
+      } finally {
+        p.model.dispose();
+      }
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

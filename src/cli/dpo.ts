@@ -10,6 +10,8 @@ import { runEval } from './eval.js';
 import { runGenerate } from './generate.js';
 import { runInspect } from './inspect.js';
 import { runOnline } from './online.js';
+import { runRsoCommand } from './rso.js';
+import { runWinrate } from './winrate.js';
 import { runTheoryCommand } from './theory.js';
 import { runReport } from './report.js';
 import { runTokenRewards } from './token-rewards.js';
@@ -29,6 +31,8 @@ const commands: Record<string, { help: string; run: (argv: readonly string[]) =>
   'token-rewards': { help: 'per-token log-probs and rewards β·(log π − log π_ref): --model --ref-model --dataset --output-dir', run: runTokenRewards },
   report: { help: 'the self-contained HTML report of a run folder: RUN_DIR [--output FILE]', run: runReport },
   online: { help: 'online DPO with AI feedback (OAIF): sample 2 completions per prompt, judge, DPO step: --model --dataset PROMPTS --output-dir + a judge', run: runOnline },
+  winrate: { help: 'win rate of --model over --baseline on --prompts under a judge (both orders, Wilson 95% CI) [--output FILE.json]', run: runWinrate },
+  rso: { help: 'statistical rejection sampling (RSO): N samples per prompt, judge, keep ≤ k towards π*, pairs, train: --model --dataset PROMPTS --output-dir + a judge', run: runRsoCommand },
   demo: { help: 'the embedded controlled-sentiment experiment (no downloads, a few minutes): DPO vs SFT vs best-of-N [--output-dir] [--quick]', run: runDemoCommand },
   theory: { help: 'check DPO theory on exact small worlds (bandit, token MDP): [--json] [--seed S]; exit 1 if a claim fails', run: runTheoryCommand },
   info: { help: 'the active backend and its thread count', run: () => console.log(JSON.stringify({ backend: currentBackend().name, threads: currentBackend().threads })) },

@@ -4,6 +4,8 @@ export * from './http-judge.js';
 export * from './reward-model-judge.js';
 export * from './local-judge.js';
 export * from './rso.js';
+export * from './rso-run.js';
+export * from './winrate.js';
 export * from './prompts.js';
 export * from './sample.js';
 export * from './oaif.js';

@@ -8,7 +8,11 @@ import { pathToFileURL } from 'node:url';
 export interface Preference {
   /** 0: the first completion wins, 1: the second wins, null: a tie or unknown. */
   winner: 0 | 1 | null;
-  /** In [0, 1]; how sure the judge is, when it can say. */
+  /**
+   * With a winner: the judge's probability that the winner is the better one, in [0.5, 1] (1 for a categorical
+   * verdict, e.g. the HTTP judge when both orders agree; σ(|Δr|) for a reward model). With a tie: 0 marks two orders
+   * that disagreed (position bias), 0.5 an even judgement.
+   */
   confidence?: number;
   /** 'skipped': the judge gave up on this pair (winner is then null and must not be used as a label). */
   status: 'ok' | 'skipped';

@@ -15,7 +15,7 @@ export interface PolicySample {
   prompt: number;
   /** New token ids (ending with the EOS when the model stopped by itself). */
   ids: number[];
-  /** The completion as text, special tokens skipped. */
+  /** The completion as text, special tokens (and ids the tokenizer does not know) skipped. */
   text: string;
   /** Σ log π(token) under the sampling model at temperature 1, unfiltered. */
   logp: number;
@@ -47,7 +47,9 @@ export function samplePolicy(model: CausalLM, tokenizer: Tokenizer, prompts: rea
       batch.forEach((p, i) => {
         const ids = r.tokens[i];
         const containsEos = ids.length > 0 && eos.has(ids[ids.length - 1]);
-        out[p].push({ prompt: p, ids, text: tokenizer.decode(ids, { skipSpecialTokens: true }), logp: r.logprobs[i].reduce((a, b) => a + b, 0), containsEos });
+        // A model's vocabulary may be padded past the tokenizer's (Qwen2 checkpoints are); such ids have no text.
+        const text = tokenizer.decode(ids.filter((id) => tokenizer.idToToken(id) !== null), { skipSpecialTokens: true });
+        out[p].push({ prompt: p, ids, text, logp: r.logprobs[i].reduce((a, b) => a + b, 0), containsEos });
       });
     }
   });
