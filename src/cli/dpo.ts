@@ -9,6 +9,7 @@ import { benchTrain } from './bench-train.js';
 import { runEval } from './eval.js';
 import { runGenerate } from './generate.js';
 import { runInspect } from './inspect.js';
+import { runIterateCommand } from './iterate.js';
 import { runOnline } from './online.js';
 import { runRsoCommand } from './rso.js';
 import { runWinrate } from './winrate.js';
@@ -27,6 +28,7 @@ const commands: Record<string, { help: string; run: (argv: readonly string[]) =>
   inspect: { help: 'architecture, parameters, weight dtype, vocabulary and special tokens of a model directory', run: runInspect },
   train: { help: 'DPO training (TRL options): --model --dataset --output-dir [--ref-model] [--loss-type] [--config FILE.json]', run: runTrain },
   sft: { help: 'supervised fine-tuning on prompt/completion, messages or text data: --model --dataset --output-dir', run: runSft },
+  iterate: { help: 'iterative DPO / pairwise Cringe: sample K per prompt, judge, pair best vs worst, train; per round: --model --prompts --output-dir --rounds --loss-type', run: runIterateCommand },
   eval: { help: 'TRL eval metrics of a model on preference data: --model --dataset --output-dir [--ref-model] [--loss-type]', run: runEval },
   'token-rewards': { help: 'per-token log-probs and rewards β·(log π − log π_ref): --model --ref-model --dataset --output-dir', run: runTokenRewards },
   report: { help: 'the self-contained HTML report of a run folder: RUN_DIR [--output FILE]', run: runReport },

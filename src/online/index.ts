@@ -9,3 +9,5 @@ export * from './winrate.js';
 export * from './prompts.js';
 export * from './sample.js';
 export * from './oaif.js';
+export * from './cringe.js';
+export * from './iterate.js';
