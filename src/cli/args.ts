@@ -52,3 +52,8 @@ export function usage(specs: FlagSpecs): string {
     .map(([k, s]) => `  --${k}${s.type === 'boolean' ? '' : ' ' + s.type.toUpperCase()}  ${s.help}${s.default !== undefined ? ` (default ${s.default})` : ''}`)
     .join('\n');
 }
+
+/** argv with `--from` (and `--from=value`) renamed to `--to`: a flag alias, e.g. --prompts for --dataset. */
+export function aliasFlag(argv: readonly string[], from: string, to: string): string[] {
+  return argv.map((a) => (a === `--${from}` ? `--${to}` : a.startsWith(`--${from}=`) ? `--${to}=${a.slice(from.length + 3)}` : a));
+}

@@ -5,7 +5,7 @@ import { currentBackend } from '../backends/index.js';
 import { defaultTrainConfig } from '../dpo/trainer-config.js';
 import { defaultCringeOptions } from '../online/cringe.js';
 import { IterateConfigError, PAIRWISE_CRINGE, runIterate, type IterateConfig } from '../online/iterate.js';
-import { UsageError, usage, type FlagSpec } from './args.js';
+import { aliasFlag, UsageError, usage, type FlagSpec } from './args.js';
 import { CONFIG_FLAG, parseFlagsWithConfig } from './config.js';
 import { judgeFlags, judgeFromFlags, type JudgeFlagValues } from './judge-flags.js';
 
@@ -57,7 +57,7 @@ export const iterateFlags = {
 
 /** The flags as an IterateConfig (values are checked by runIterate). */
 export function parseIterateArgs(argv: readonly string[]): { config: IterateConfig; judge: JudgeFlagValues } {
-  const f = parseFlagsWithConfig(argv, iterateFlags, COMMAND);
+  const f = parseFlagsWithConfig(aliasFlag(argv, 'dataset', 'prompts'), iterateFlags, COMMAND); // --dataset, as dpo online and dpo rso name it
   for (const name of ['model', 'prompts', 'output-dir'] as const) {
     if (f[name] === undefined) throw new UsageError(`${COMMAND}: --${name} is required\n${usage(iterateFlags)}`);
   }

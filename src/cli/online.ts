@@ -4,7 +4,7 @@ import { currentBackend } from '../backends/index.js';
 import { TrainConfigError, type TrainConfig } from '../dpo/trainer-config.js';
 import { defaultOnlineOptions, onlineTrainDefaults, trainOnline, type OnlineOptions } from '../online/oaif.js';
 import { writeReport } from '../report/index.js';
-import { UsageError, usage, type FlagSpec, type FlagSpecs } from './args.js';
+import { UsageError, aliasFlag, usage, type FlagSpec, type FlagSpecs } from './args.js';
 import { parseFlagsWithConfig } from './config.js';
 import { judgeFlags, judgeFromFlags, type JudgeFlagValues } from './judge-flags.js';
 import { trainFlags } from './train.js';
@@ -24,7 +24,7 @@ const onlineOnlyFlags = {
 
 export const onlineFlags: FlagSpecs = {
   ...Object.fromEntries(Object.entries(trainFlags).filter(([k]) => !OFFLINE_ONLY.includes(k))),
-  dataset: { type: 'string', default: undefined, help: 'prompt-only data: a "prompt" column (text or chat messages) in .jsonl, .json, .parquet, or a folder' },
+  dataset: { type: 'string', default: undefined, help: 'prompt-only data (alias --prompts): a "prompt" column (text or chat messages) in .jsonl, .json, .parquet, or a folder' },
   'learning-rate': { type: 'number', default: onlineTrainDefaults.learningRate, help: 'peak learning rate (OnlineDPOConfig: 5e-7)' },
   ...onlineOnlyFlags,
   ...judgeFlags,
@@ -34,8 +34,8 @@ const camelCase = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, ch: string)
 
 export async function runOnline(argv: readonly string[]): Promise<void> {
   const command = 'dpo online';
-  const i = argv.indexOf('--resume-from-checkpoint');
-  const args = [...argv];
+  const args = aliasFlag(argv, 'prompts', 'dataset'); // --prompts, as dpo iterate and dpo winrate name it
+  const i = args.indexOf('--resume-from-checkpoint');
   if (i >= 0 && (i + 1 >= args.length || args[i + 1].startsWith('--'))) args.splice(i + 1, 0, 'latest');
   const f: Record<string, string | number | boolean | undefined> = parseFlagsWithConfig(args, onlineFlags, command);
   for (const name of ['model', 'dataset', 'output-dir'] as const) {

@@ -5,7 +5,7 @@ import { currentBackend } from '../backends/index.js';
 import { TrainConfigError, type TrainConfig } from '../dpo/trainer-config.js';
 import { RsoConfigError, defaultRsoOptions, runRso, rsoTrainDefaults, type RsoOptions } from '../online/rso-run.js';
 import { writeReport } from '../report/index.js';
-import { UsageError, usage, type FlagSpec, type FlagSpecs } from './args.js';
+import { aliasFlag, UsageError, usage, type FlagSpec, type FlagSpecs } from './args.js';
 import { parseFlagsWithConfig } from './config.js';
 import { judgeFlags, judgeFromFlags, type JudgeFlagValues } from './judge-flags.js';
 import { trainFlags } from './train.js';
@@ -59,7 +59,7 @@ function bareResumeMeansLatest(argv: readonly string[]): string[] {
 const camelCase = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
 
 export async function runRsoCommand(argv: readonly string[]): Promise<void> {
-  const f: Record<string, string | number | boolean | undefined> = parseFlagsWithConfig(bareResumeMeansLatest(argv), rsoFlags, COMMAND);
+  const f: Record<string, string | number | boolean | undefined> = parseFlagsWithConfig(bareResumeMeansLatest(aliasFlag(argv, 'prompts', 'dataset')), rsoFlags, COMMAND);
   for (const name of ['model', 'dataset', 'output-dir'] as const) {
     if (f[name] === undefined) throw new UsageError(`${COMMAND}: --${name} is required\n${usage(rsoFlags)}`);
   }
