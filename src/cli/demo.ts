@@ -1,6 +1,6 @@
 // `dpo demo`: the embedded controlled-sentiment experiment (src/demo/). Parses the flags into DemoOptions, runs or
 // continues the demo in --output-dir, prints the summary table and the report's path, and as its last line one JSON
-// object (output_dir, best β, points). Option errors exit with status 2.
+// object (output_dir, best β, points). Option errors exit with status 2. --no-X flags switch stage X off.
 import { currentBackend } from '../backends/index.js';
 import { DemoDirError } from '../demo/stages.js';
 import { DemoOptionsError, defaultDemoOptions, quickPreset, type DemoOptions } from '../demo/options.js';
@@ -31,6 +31,12 @@ const flags = {
   'sft-learning-rate': num('learning rate of SFT on the chosen completions', d.sftLearningRate),
   'per-device-train-batch-size': num('pairs per optimizer step', d.batchSize),
   'heatmap-samples': num('token heatmaps of the best DPO policy in the report', d.heatmapSamples),
+  'no-online-dpo': { type: 'boolean', default: false, help: 'skip online DPO (OAIF with the AFINN judge at the offline pairs\' number of judge labels)' },
+  'no-rso': { type: 'boolean', default: false, help: 'skip DPO on RSO\'s rejection-sampled pairs' },
+  'no-on-policy': { type: 'boolean', default: false, help: 'skip both: only the offline DPO runs, SFT and the baselines' },
+  'on-policy-beta': num('β of online DPO and of DPO on RSO\'s pairs; one of --beta', 'the middle --beta'),
+  'rso-candidates': num('RSO: base samples per training prompt, two of them accepted', d.rsoCandidates),
+  'rso-beta': num('RSO: β_rso of the rejection sampler', 'the on-policy β'),
 } as const satisfies FlagSpecs;
 
 const COMMAND = 'dpo demo';
@@ -51,6 +57,8 @@ export function parseDemoArgs(argv: readonly string[]): { options: Partial<DemoO
     maxNewTokens: f['max-new-tokens'], betas: numbers('beta', f.beta), epochs: f['num-train-epochs'], maxSteps: f['max-steps'],
     learningRate: f['learning-rate'], sftLearningRate: f['sft-learning-rate'], batchSize: f['per-device-train-batch-size'],
     heatmapSamples: f['heatmap-samples'], retrainBase: f['retrain-base'],
+    onlineDpo: f['no-online-dpo'] || f['no-on-policy'] ? false : undefined, rso: f['no-rso'] || f['no-on-policy'] ? false : undefined,
+    onPolicyBeta: f['on-policy-beta'], rsoCandidates: f['rso-candidates'], rsoBeta: f['rso-beta'],
   };
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const outputDir = f['output-dir'] ?? `runs/demo-${stamp}`;

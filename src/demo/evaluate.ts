@@ -58,6 +58,18 @@ export interface PolicyEvaluation {
   samples: number;
   /** True when kl is an analytic bound rather than an estimate. */
   kl_analytic?: boolean;
+  /** Trained policies: the judge labels their training data spent (one per pairwise judgement, ties included). */
+  labels?: number;
+  /** Trained policies: the preference pairs they trained on (the labels that were not ties). */
+  pairs?: number;
+}
+
+/** Which trained policy an evaluation is of: method, β, and the labels and pairs its training data cost. */
+export interface PolicyInfo {
+  method: string;
+  beta?: number;
+  labels?: number;
+  pairs?: number;
 }
 
 /**
@@ -65,7 +77,7 @@ export interface PolicyEvaluation {
  * the reference (same order), and the base model's rewards on the same prompts for the win rate.
  */
 export function evaluatePolicy(
-  label: { method: string; beta?: number },
+  label: PolicyInfo,
   rewards: readonly (readonly number[])[],
   policyLogps: readonly number[],
   refLogps: readonly number[],
@@ -97,5 +109,6 @@ export function frontierPoints(evals: readonly PolicyEvaluation[]): Record<strin
   return evals.map((e) => ({
     method: e.method, kl: e.kl, reward: e.reward, reward_se: e.reward_se, win_rate: e.win_rate,
     ...(e.beta !== undefined ? { beta: e.beta } : {}), ...(e.n !== undefined ? { n: e.n } : {}),
+    ...(e.labels !== undefined ? { labels: e.labels } : {}), ...(e.pairs !== undefined ? { pairs: e.pairs } : {}),
   }));
 }

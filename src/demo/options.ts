@@ -38,9 +38,25 @@ export interface DemoOptions {
   batchSize: number;
   /** Completions of the best DPO policy (and the base) shown as token heatmaps. */
   heatmapSamples: number;
+  /**
+   * Online DPO (OAIF, src/online/oaif.ts) from the base with the AFINN reward as its judge, on the training prompts,
+   * at the same judge-label budget as the offline pairs: one judge label per training prompt (on-policy.ts).
+   */
+  onlineDpo: boolean;
+  /** RSO (src/online/rso.ts): pairs from rejection sampling over base candidates, then DPO as offline. */
+  rso: boolean;
+  /** β of online DPO and of the DPO run on RSO's pairs; one of `betas`. null: the middle of `betas` (sorted). */
+  onPolicyBeta: number | null;
+  /** RSO: base candidates per training prompt, each scored by the AFINN reward (the paper draws 64). */
+  rsoCandidates: number;
+  /** RSO: β_rso of the rejection sampler, which targets π_base·exp(r/β_rso). null: onPolicyBeta (the paper's choice). */
+  rsoBeta: number | null;
 }
 
-/** The full demo: 448 training prompts (~400 pairs), 48 held-out prompts, β ∈ {0.1, 0.5, 2}, 3 epochs each. */
+/**
+ * The full demo: 448 training prompts (~400 pairs), 48 held-out prompts, β ∈ {0.1, 0.5, 2}, 3 epochs each; online
+ * DPO and DPO on RSO's pairs at β = 0.5.
+ */
 export const defaultDemoOptions: Readonly<Omit<DemoOptions, 'outputDir'>> = Object.freeze({
   baseModel: null, // the committed base model
   retrainBase: false, // use the committed base
@@ -58,12 +74,25 @@ export const defaultDemoOptions: Readonly<Omit<DemoOptions, 'outputDir'>> = Obje
   sftLearningRate: 1e-3, // SFT on the chosen completions (its reward saturates near theirs, ~3.4)
   batchSize: 16, // pairs per step
   heatmapSamples: 6, // token heatmaps in the report
+  onlineDpo: true, // online DPO at the offline pairs' judge-label budget
+  rso: true, // DPO on RSO's pairs
+  onPolicyBeta: null, // the middle β: 0.5
+  rsoCandidates: 8, // 8 × 448 base samples, two accepted per prompt
+  rsoBeta: null, // = onPolicyBeta
 });
 
 /** `--quick`: a few prompts, one β, a few steps; the whole pipeline in seconds (for tests). */
 export const quickPreset: Partial<DemoOptions> = {
   trainPrompts: 16, evalPrompts: 4, samplesPerPrompt: 2, bestOfN: [2, 4], maxNewTokens: 10, betas: [0.1], epochs: 1, maxSteps: 2, batchSize: 4, heatmapSamples: 2, pretrainReviews: 64,
+  rsoCandidates: 4,
 };
+
+/** The β of online DPO and of DPO on RSO's pairs: onPolicyBeta, or the middle of the sorted betas (the lower of two). */
+export function onPolicyBetaOf(o: Pick<DemoOptions, 'betas' | 'onPolicyBeta'>): number {
+  if (o.onPolicyBeta !== null) return o.onPolicyBeta;
+  const sorted = [...o.betas].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
 
 /** An option out of range; the message names its flag. */
 export class DemoOptionsError extends Error {
@@ -94,6 +123,9 @@ export function checkDemoOptions(o: DemoOptions): DemoOptions {
   if (!(Number.isSafeInteger(o.maxSteps) && (o.maxSteps === -1 || o.maxSteps >= 1))) fail('max-steps', `must be -1 or a positive integer, got ${o.maxSteps}`);
   if (!(o.learningRate > 0) || !(o.sftLearningRate > 0)) fail('learning-rate', 'and --sft-learning-rate must be > 0');
   if (!(Number.isSafeInteger(o.heatmapSamples) && o.heatmapSamples >= 0)) fail('heatmap-samples', `must be an integer ≥ 0, got ${o.heatmapSamples}`);
+  if (o.onPolicyBeta !== null && !o.betas.includes(o.onPolicyBeta)) fail('on-policy-beta', `must be one of --beta (${o.betas.join(',')}), so that an offline DPO run shares it; got ${o.onPolicyBeta}`);
+  if (!(Number.isSafeInteger(o.rsoCandidates) && o.rsoCandidates >= 2)) fail('rso-candidates', `must be an integer ≥ 2 (RSO accepts two of them per prompt), got ${o.rsoCandidates}`);
+  if (o.rsoBeta !== null && !(o.rsoBeta >= 0 && Number.isFinite(o.rsoBeta))) fail('rso-beta', `must be a number ≥ 0 (0: always the best remaining candidate), got ${o.rsoBeta}`);
   return o;
 }
 

@@ -34,21 +34,30 @@ export function labelPairs(prompts: readonly string[], samples: readonly Sample[
     const [a, b] = samples[p];
     if (a === undefined || b === undefined) throw new Error(`labelPairs: prompt ${p} has ${samples[p].length} sample(s); two are needed`);
     if (a.reward === b.reward) return;
-    const [chosen, rejected] = a.reward > b.reward ? [a, b] : [b, a];
-    pairs.push({
-      prompt, chosen: chosen.text, rejected: rejected.text, chosen_reward: chosen.reward, rejected_reward: rejected.reward,
-      prompt_input_ids: promptIds(tokenizer, prompt), chosen_input_ids: chosen.ids, rejected_input_ids: rejected.ids,
-    });
+    pairs.push(a.reward > b.reward ? demoPair(tokenizer, prompt, a, b) : demoPair(tokenizer, prompt, b, a));
   });
-  const mean = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((s, x) => s + x, 0) / xs.length);
+  return { pairs, stats: pairStats(prompts.length, pairs) };
+}
+
+/** A pair of two samples of one prompt, on the sampled ids themselves. */
+export function demoPair(tokenizer: Tokenizer, prompt: string, chosen: Sample, rejected: Sample): DemoPair {
   return {
-    pairs,
-    stats: {
-      prompts: prompts.length, pairs: pairs.length, ties: prompts.length - pairs.length,
-      meanChosenReward: mean(pairs.map((q) => q.chosen_reward)), meanRejectedReward: mean(pairs.map((q) => q.rejected_reward)),
-    },
+    prompt, chosen: chosen.text, rejected: rejected.text, chosen_reward: chosen.reward, rejected_reward: rejected.reward,
+    prompt_input_ids: promptIds(tokenizer, prompt), chosen_input_ids: chosen.ids, rejected_input_ids: rejected.ids,
   };
 }
+
+const mean = (xs: readonly number[]) => (xs.length === 0 ? NaN : xs.reduce((s, x) => s + x, 0) / xs.length);
+
+/** The statistics of pairs built from one comparison per prompt (the prompts without a pair were ties). */
+export function pairStats(prompts: number, pairs: readonly DemoPair[]): PairStats {
+  return {
+    prompts, pairs: pairs.length, ties: prompts - pairs.length,
+    meanChosenReward: mean(pairs.map((q) => q.chosen_reward)), meanRejectedReward: mean(pairs.map((q) => q.rejected_reward)),
+  };
+}
+
+export const jsonl = (rows: readonly object[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
 export const PAIRS_FILE = 'pairs.jsonl';
 export const SFT_FILE = 'sft_chosen.jsonl';
@@ -59,7 +68,6 @@ export const SFT_FILE = 'sft_chosen.jsonl';
  */
 export function writePairFiles(dir: string, pairs: readonly DemoPair[]): { pairs: string; sft: string } {
   if (pairs.length === 0) throw new Error('writePairFiles: every pair was a tie; sample more prompts (--train-prompts)');
-  const jsonl = (rows: readonly object[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
   const paths = { pairs: join(dir, PAIRS_FILE), sft: join(dir, SFT_FILE) };
   writeFileAtomic(paths.pairs, jsonl(pairs));
   writeFileAtomic(paths.sft, jsonl(pairs.map((q) => ({ prompt: q.prompt, completion: q.chosen, prompt_input_ids: q.prompt_input_ids, completion_input_ids: q.chosen_input_ids }))));

@@ -187,7 +187,7 @@ export function lineChart(spec: LineChartSpec): string {
 
 export interface FrontierSpec {
   title: string;
-  points: readonly { method: string; kl: number; reward: number; beta?: number; n?: number; reward_se?: number; win_rate?: number }[];
+  points: readonly { method: string; kl: number; reward: number; beta?: number; n?: number; reward_se?: number; win_rate?: number; labels?: number; pairs?: number }[];
 }
 
 /** Reward against KL(π‖π_ref): one colour and line per method (sorted by KL), error bars of ±1 s.e., β/n labels. */
@@ -213,9 +213,10 @@ export function frontierChart(spec: FrontierSpec): string {
         parts.push(`<line x1="${x}" x2="${x}" y1="${sy(p.reward - p.reward_se).toFixed(1)}" y2="${sy(p.reward + p.reward_se).toFixed(1)}" stroke="${color(m)}" stroke-width="1.5"/>`);
       }
       const tag = p.beta !== undefined ? `β=${formatValue(p.beta)}` : p.n !== undefined ? `n=${formatValue(p.n)}` : '';
-      const label = tag || (pts.length === 1 ? m : ''); // a lone point (base, sft) is labelled with its method
+      const label = pts.length === 1 ? [m, tag].filter((t) => t !== '').join(' ') : tag; // a lone point (base, sft) with its method too
       const tip = [`${m}${tag ? ' ' + tag : ''}`, `KL ${formatValue(p.kl)}`, `reward ${formatValue(p.reward)}${p.reward_se !== undefined ? ' ± ' + formatValue(p.reward_se) : ''}`,
-        ...(p.win_rate !== undefined ? [`win rate ${formatValue(p.win_rate)}`] : [])].join(', ');
+        ...(p.win_rate !== undefined ? [`win rate ${formatValue(p.win_rate)}`] : []),
+        ...(p.labels !== undefined ? [`${formatValue(p.labels)} labels`] : []), ...(p.pairs !== undefined ? [`${formatValue(p.pairs)} pairs`] : [])].join(', ');
       parts.push(`<circle cx="${x}" cy="${sy(p.reward).toFixed(1)}" r="4.5" fill="${color(m)}" stroke="#fff" stroke-width="1.2"><title>${escapeHtml(tip)}</title></circle>`);
       if (label) parts.push(`<text class="point-label" x="${(sx(p.kl) + 6).toFixed(1)}" y="${(sy(p.reward) - 6).toFixed(1)}">${escapeHtml(label)}</text>`);
     }

@@ -84,9 +84,10 @@ function finalMetricsTable(metrics: readonly MetricsRecord[]): string {
 function frontierSection(run: RunData): string {
   if (!run.frontier) return '';
   if (run.frontier.length === 0) return section('frontier', 'Reward–KL frontier', `<p class="muted">frontier.json has no points.</p>`);
-  const rows = run.frontier.map((p) => `<tr><td>${escapeHtml(p.method)}</td>${[p.beta, p.n, p.kl, p.reward, p.reward_se, p.win_rate]
+  const budget = run.frontier.some((p) => p.labels !== undefined || p.pairs !== undefined); // columns only when some point has them
+  const rows = run.frontier.map((p) => `<tr><td>${escapeHtml(p.method)}</td>${[p.beta, p.n, p.kl, p.reward, p.reward_se, p.win_rate, ...(budget ? [p.labels, p.pairs] : [])]
     .map((v) => `<td>${v === undefined ? '' : escapeHtml(formatValue(v))}</td>`).join('')}</tr>`);
-  const table = `<table class="kv"><thead><tr><th>method</th><th>β</th><th>n</th><th>KL</th><th>reward</th><th>± s.e.</th><th>win rate</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  const table = `<table class="kv frontier"><thead><tr><th>method</th><th>β</th><th>n</th><th>KL</th><th>reward</th><th>± s.e.</th><th>win rate</th>${budget ? '<th>labels</th><th>pairs</th>' : ''}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
   const chart = frontierChart({ title: 'Reward against KL from the reference', points: run.frontier });
   return section('frontier', 'Reward–KL frontier', `<div class="grid"><figure class="card">${chart}</figure><div class="card scroll">${table}</div></div>`
     + `<p class="muted">Up and to the left is better: more reward for less divergence from π_ref. Error bars are ±1 standard error.</p>`);

@@ -11,8 +11,10 @@
 //      keys). An object under "machine" (keys as MachineInfo: dpo_ts_version, node, os, cpu, cores, backend, …)
 //      is shown as the training machine beside the machine that generated the report.
 //  frontier.json (optional) a JSON array of points {method: string ('dpo', 'sft', 'best_of_n', 'base', …),
-//      kl: number, reward: number, beta?: number, n?: number, reward_se?: number, win_rate?: number}. Drawn as reward
-//      against KL(π‖π_ref), one line per method through its points in KL order, labelled β=… or n=….
+//      kl: number, reward: number, beta?: number, n?: number, reward_se?: number, win_rate?: number, labels?: number,
+//      pairs?: number (the judge labels a policy's training data spent and the pairs it kept)}. Drawn as reward
+//      against KL(π‖π_ref), one line per method through its points in KL order, labelled β=… or n=… (a method's
+//      lone point with its name too); the labels and pairs appear in the table and the tooltips.
 //  token_rewards.jsonl (optional) one completion per line, {tokens: string[], rewards: number[], label?: string}
 //      with one reward per token; `dpo token-rewards` rows {index, chosen: {tokens, rewards}, rejected: {…}} are also
 //      read (two completions each; {index, dropped} lines are skipped). Drawn as token heatmaps.

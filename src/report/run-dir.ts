@@ -30,6 +30,9 @@ export interface FrontierPoint {
   n?: number;
   reward_se?: number;
   win_rate?: number;
+  /** A trained policy's judge labels (pairwise judgements its data spent) and the preference pairs it kept. */
+  labels?: number;
+  pairs?: number;
 }
 
 /** One completion's tokens and their per-token rewards, ready to colour. */
@@ -138,7 +141,7 @@ export function parseMetrics(lines: readonly JsonLine[]): MetricsRecord[] {
   });
 }
 
-/** frontier.json: a JSON array of {method, kl, reward, beta?, n?, reward_se?, win_rate?}. */
+/** frontier.json: a JSON array of {method, kl, reward, beta?, n?, reward_se?, win_rate?, labels?, pairs?}. */
 export function parseFrontier(value: unknown, path: string): FrontierPoint[] {
   if (!Array.isArray(value)) throw new RunDirError(`${path}: expected a JSON array of {method, kl, reward, …} points, got ${kind(value)}`);
   return value.map((p: unknown, i): FrontierPoint => {
@@ -155,7 +158,7 @@ export function parseFrontier(value: unknown, path: string): FrontierPoint[] {
       return v;
     };
     const point: FrontierPoint = { method: p.method, kl: num('kl', true)!, reward: num('reward', true)! };
-    for (const key of ['beta', 'n', 'reward_se', 'win_rate'] as const) {
+    for (const key of ['beta', 'n', 'reward_se', 'win_rate', 'labels', 'pairs'] as const) {
       const v = num(key, false);
       if (v !== undefined) point[key] = v;
     }

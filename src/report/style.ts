@@ -38,6 +38,8 @@ table.kv th { font-weight: 500; color: var(--muted); white-space: nowrap; }
 table.kv tbody th, table.config th { width: 1%; padding-right: 28px; }
 table.kv td { font-variant-numeric: tabular-nums; word-break: break-word; }
 table.kv thead th { color: var(--fg); font-weight: 600; }
+table.kv.frontier th, table.kv.frontier td { padding: 4px 6px; }
+table.kv.frontier td { white-space: nowrap; word-break: normal; } /* numbers unbroken: up to 9 columns beside the chart */
 table.config td { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px; }
 details { margin-top: 12px; }
 summary { cursor: pointer; color: var(--accent); font-size: 13px; }
