@@ -1,8 +1,9 @@
 // `npm run bench`: dpo-ts against its peers in one run, alternating them so that machine load hits both alike:
 // fp32 GEMM 1024³ (dpo bench gemm vs numpy), then DPO training steps (dpo bench train vs bench_torch.py) at shape (a)
-// and GPT-2-small shape (b), plus dpo-ts-only rows (precomputed reference log-probs, a Llama shape). Prints a markdown
-// table and writes it between the bench-table markers of docs/performance.md. Flags: --threads N (2), --rounds N (1),
-// --only a,b,llama,pre (all), --no-write. Peers live in ../shared/bench (or $DPO_BENCH_PEERS); missing ones are skipped.
+// and GPT-2-small shape (b), plus dpo-ts-only rows (the levers: precomputed reference log-probs, prefix sharing,
+// padding-free packing of random-length completions; a Llama shape). Prints a markdown table and writes it between the
+// bench-table markers of docs/performance.md. Flags: --threads N (2), --rounds N (1),
+// --only a,b,llama,pre,prefix,packing (all), --no-write. Peers live in ../shared/bench (or $DPO_BENCH_PEERS); missing ones are skipped.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -17,7 +18,7 @@ const flag = (name, fallback) => {
 };
 const threads = Number(flag('threads', '2'));
 const rounds = Number(flag('rounds', '1'));
-const only = new Set(flag('only', 'a,b,llama,pre').split(','));
+const only = new Set(flag('only', 'a,b,llama,pre,prefix,packing').split(','));
 const write = !argv.includes('--no-write');
 const python = '/usr/bin/python3';
 const peers = process.env.DPO_BENCH_PEERS ?? [join(root, '..', 'shared', 'bench'), join(root, 'shared', 'bench')].find((d) => existsSync(d)) ?? '';
@@ -127,6 +128,20 @@ for (const key of ['a', 'b']) {
   if (key === 'a' && only.has('pre')) {
     const pre = dpo(['bench', 'train', ...s.args, ...s.steps, '--threads', String(threads), ...ceilingArgs, '--precompute-ref-log-probs']);
     rows.push({ label: `${s.label}, dpo-ts with --precompute-ref-log-probs (PyTorch: live reference)`, ours: summarise(pre ? [pre] : []), torch: t, flops: pre?.flops_per_step ?? null, torchFlops: o?.json.flops_per_step ?? null });
+  }
+  if (key === 'a' && only.has('prefix')) {
+    for (const levers of [['--prefix-sharing'], ['--prefix-sharing', '--precompute-ref-log-probs']]) {
+      const r = dpo(['bench', 'train', ...s.args, ...s.steps, '--threads', String(threads), ...ceilingArgs, ...levers]);
+      rows.push({ label: `${s.label}, dpo-ts with ${levers.join(' ')} (PyTorch: padded, live reference)`, ours: summarise(r ? [r] : []), torch: t, flops: r?.flops_per_step ?? null, torchFlops: o?.json.flops_per_step ?? null });
+    }
+  }
+}
+if (only.has('packing')) {
+  // Completions of 16–96 random tokens after the 32-token prompt: padding is what packing removes. dpo-ts only.
+  const args = [...shapes.a.args, '--min-completion-len', '16'];
+  for (const levers of [[], ['--padding-free'], ['--padding-free', '--prefix-sharing']]) {
+    const r = dpo(['bench', 'train', ...args, ...shapes.a.steps, '--threads', String(threads), ...ceilingArgs, ...levers]);
+    rows.push({ label: `(a″) shape (a) with completions of 16–96 tokens${levers.length ? `, ${levers.join(' ')}` : ', padded'}: dpo-ts only`, ours: summarise(r ? [r] : []), torch: null, flops: r?.flops_per_step ?? null });
   }
 }
 if (only.has('llama')) {

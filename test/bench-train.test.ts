@@ -1,7 +1,8 @@
 // `dpo bench train` and dpo/bench-step.ts checked for correctness only, never for speed: the workload matches
 // bench_torch.py's (shared prompts, completion-only targets, the FLOP formula), the first step's loss is log 2 (policy =
 // reference), training lowers the loss, precomputed reference log-probs give the live reference's losses, and the
-// last line of the command is a JSON object with every documented key. The command runs in child processes.
+// last line of the command is a JSON object with every documented key, and the packed layouts give the padded
+// run's losses. The command runs in child processes.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
@@ -53,6 +54,19 @@ describe('dpo bench train', () => {
     assert.ok((pre.json.flops_per_step as number) < (live.json.flops_per_step as number), 'no reference forward is counted');
   });
 
+  test('--prefix-sharing and --padding-free, alone and together, give the padded run\'s losses and run fewer tokens', () => {
+    const varied = [...small, '--min-completion-len', '2'];
+    const padded = benchTrain(varied);
+    assert.equal(padded.status, 0, padded.stderr);
+    for (const levers of [['--prefix-sharing'], ['--padding-free'], ['--prefix-sharing', '--padding-free', '--precompute-ref-log-probs']]) {
+      const r = benchTrain([...varied, ...levers]);
+      assert.equal(r.status, 0, r.stderr);
+      assertClose(losses(r.json), losses(padded.json), { atol: 1e-6, rtol: 1e-5 }, `losses with ${levers.join(' ')}`);
+      assert.equal(r.json.tokens_per_step, padded.json.tokens_per_step, 'the same real tokens');
+      assert.ok((r.json.forward_tokens_per_step as number) < (padded.json.forward_tokens_per_step as number), `${levers.join(' ')} runs fewer tokens`);
+    }
+  });
+
   test('DPO_PROFILE=1 prints the time per kernel category before the JSON line', () => {
     const r = benchTrain(small, { DPO_PROFILE: '1' });
     assert.equal(r.status, 0, r.stderr);
@@ -95,6 +109,9 @@ describe('the bench workload', () => {
     const forward = 2 * 12 * l * c * c * rows * t + 2 * v * c * rows * (t - tp) + 2 * l * c * rows * t * (t + 1);
     assert.deepEqual(stepFlops(shape, params, true), { forward, policy: 3 * forward, reference: forward, perStep: 4 * forward });
     assert.equal(stepFlops(shape, params, false).perStep, 3 * forward);
+    assert.equal(stepFlops(shape, params, true, makeBenchBatches(shape, 2, new Rng(1))).forward, forward, 'counted per sequence, full-length rows give the same');
+    const shorter = makeBenchBatches({ ...shape, minCompletionLen: 1 }, 2, new Rng(1));
+    assert.ok(stepFlops(shape, params, true, shorter).forward < forward, 'shorter completions count fewer FLOPs');
     model.dispose();
   });
 });

@@ -258,6 +258,38 @@ describe('native backend matches the reference backend', { skip: native === null
     }
   });
 
+  it('attention and backward with segment masks: packed rows and shared prompts, across query blocks, with skipped key runs', () => {
+    // Each row: pieces [length, parent piece or −1]; query i sees key j ≤ i of its own piece or of its parent.
+    const rows: [number, number][][] = [
+      [[40, -1], [88, 0], [100, 0]], // prompt | chosen | rejected: the rejected block (from 128) skips the chosen keys
+      [[128, -1], [7, -1], [60, -1], [3, -1]], // packed sequences: the second block skips the first sequence
+      [[5, -1], [20, 0], [1, 0], [150, -1], [0, -1], [44, -1]], // both, with empty and one-token pieces
+    ];
+    const t = 250;
+    const [h, kvh, d] = [4, 2, 16];
+    const b = rows.length;
+    const mask = new Uint8Array(b * t * t);
+    rows.forEach((pieces, bi) => {
+      const piece = new Int32Array(t).fill(-1);
+      let at = 0;
+      pieces.forEach(([n], k) => { piece.fill(k, at, at + n); at += n; });
+      for (let i = 0; i < t; i++) {
+        for (let j = 0; j <= i; j++) {
+          const [pi, pj] = [piece[i], piece[j]];
+          if (pi >= 0 && pj >= 0 && (pi === pj || pieces[pi][1] === pj)) mask[(bi * t + i) * t + j] = 1;
+        }
+      }
+    });
+    agree('attention with segment masks', (be, r) => {
+      const q = r.f32(b * t * h * d, -2, 2), k = r.f32(b * t * kvh * d, -2, 2), v = r.f32(b * t * kvh * d);
+      const out = r.f32(q.length), probs = r.f32(b * h * t * t); // overwritten, so start from garbage
+      be.attention(out, probs, q, k, v, mask, b, t, t, h, kvh, d, 0.25);
+      const dq = r.f32(q.length), dk = r.f32(k.length), dv = r.f32(v.length);
+      be.attentionBackward(dq, dk, dv, r.f32(q.length), q, k, v, probs, b, t, t, h, kvh, d, 0.25);
+      return { out, probs, dq, dk, dv };
+    });
+  });
+
   it('rope forward and inverse, also in place', () => agree('rope', (be, r) => {
     const outs: Outputs = {};
     for (const [b, t, h, d] of [[1, 1, 1, 2], [2, 3, 4, 6], [1, 17, 3, 64], [2, 65, 12, 64], [0, 3, 2, 4]]) {

@@ -1,6 +1,7 @@
 // `dpo bench train`: times DPO training steps on bench_torch.py's workload (dpo/bench-step.ts) and prints tokens/s,
 // step times, model-FLOPs utilisation against a GEMM ceiling measured in the same run, peak memory and the loss, with
-// one JSON object as the last line. DPO_PROFILE=1 also wraps every backend kernel with a timer (engine untouched) and
+// one JSON object as the last line. --prefix-sharing and --padding-free run each batch in a packed layout, alone or
+// together and with --precompute-ref-log-probs; --min-completion-len gives the completions random lengths. DPO_PROFILE=1 also wraps every backend kernel with a timer (engine untouched) and
 // prints where a step's time goes by kernel category; the rest of the step is JS overhead.
 import { currentBackend } from '../backends/index.js';
 import { setNativeThreads } from '../backends/native.js';
@@ -28,6 +29,9 @@ const flags = {
   lr: { type: 'number', default: 1e-4, help: 'AdamW learning rate (betas 0.9/0.999, eps 1e-8, no weight decay)' },
   seed: { type: 'number', default: 0, help: 'seed of the weights (batches use seed + 1)' },
   'precompute-ref-log-probs': { type: 'boolean', default: false, help: 'reference log-probs of every batch computed before timing; no reference forward in the step' },
+  'prefix-sharing': { type: 'boolean', default: false, help: 'each pair runs as prompt | chosen | rejected, the prompt computed once (same log-probs)' },
+  'padding-free': { type: 'boolean', default: false, help: 'several sequences (or pairs, with --prefix-sharing) per row, no padding between them' },
+  'min-completion-len': { type: 'number', default: 0, help: 'completions get random lengths in [this, seq − prompt-len] (0: all seq − prompt-len, as bench_torch)' },
   'gemm-size': { type: 'number', default: 1024, help: 'M = N = K of the GEMM whose rate is measured as a ceiling' },
   'gemm-ceiling-gflops': { type: 'number', default: 0, help: 'MFU ceiling in GFLOP/s (e.g. numpy\'s); 0: our own GEMM measured at --gemm-size' },
 } as const;
@@ -158,8 +162,9 @@ export function benchTrain(argv: readonly string[]): void {
   for (const k of ['layers', 'heads', 'hidden', 'vocab', 'seq', 'pairs', 'steps', 'prompt-len', 'gemm-size'] as const) {
     if (!Number.isInteger(o[k]) || o[k] < 1) fail(`--${k} must be an integer ≥ 1, got ${o[k]}`);
   }
-  for (const k of ['warmup', 'batches', 'threads'] as const) if (!Number.isInteger(o[k]) || o[k] < 0) fail(`--${k} must be an integer ≥ 0, got ${o[k]}`);
+  for (const k of ['warmup', 'batches', 'threads', 'min-completion-len'] as const) if (!Number.isInteger(o[k]) || o[k] < 0) fail(`--${k} must be an integer ≥ 0, got ${o[k]}`);
   if (o['prompt-len'] >= o.seq) fail(`--prompt-len (${o['prompt-len']}) must be below --seq (${o.seq}) so that each sequence has a completion`);
+  if (o['min-completion-len'] > o.seq - o['prompt-len']) fail(`--min-completion-len (${o['min-completion-len']}) must be at most --seq − --prompt-len (${o.seq - o['prompt-len']})`);
   if (o.hidden % o.heads !== 0) fail(`--hidden (${o.hidden}) must be a multiple of --heads (${o.heads})`);
   if (!(o['gemm-ceiling-gflops'] >= 0)) fail(`--gemm-ceiling-gflops must be ≥ 0, got ${o['gemm-ceiling-gflops']}`);
 
@@ -171,13 +176,24 @@ export function benchTrain(argv: readonly string[]): void {
   if (profile) setBackend(profile.backend);
 
   const total = o.warmup + o.steps;
-  const shape = { arch: o.arch as BenchArch, layers: o.layers, heads: o.heads, hidden: o.hidden, vocab: o.vocab, seq: o.seq, pairs: o.pairs, promptLen: o['prompt-len'] };
-  const run = new BenchRun({ ...shape, beta: o.beta, lr: o.lr, seed: o.seed, batches: o.batches || total, precomputeRefLogProbs: o['precompute-ref-log-probs'] });
+  const shape = {
+    arch: o.arch as BenchArch, layers: o.layers, heads: o.heads, hidden: o.hidden, vocab: o.vocab, seq: o.seq, pairs: o.pairs, promptLen: o['prompt-len'],
+    minCompletionLen: o['min-completion-len'] || o.seq - o['prompt-len'],
+  };
+  const layout = { prefixSharing: o['prefix-sharing'], paddingFree: o['padding-free'] };
+  const run = new BenchRun({ ...shape, beta: o.beta, lr: o.lr, seed: o.seed, batches: o.batches || total, precomputeRefLogProbs: o['precompute-ref-log-probs'], layout });
   const params = countParams(run.policy);
-  const flops = stepFlops(shape, params, run.liveReference);
-  const tokens = 2 * o.pairs * o.seq;
-  console.log(`dpo bench train: ${o.arch} L${o.layers} H${o.heads} C${o.hidden} V${o.vocab} T${o.seq} P${o.pairs}, ${params.total} params, ${tokens} policy tokens/step, `
-    + `${be.name} backend, ${be.threads} threads, reference ${run.liveReference ? 'live' : `precomputed in ${round(run.precomputeSeconds)} s`}`);
+  const flops = stepFlops(shape, params, run.liveReference, run.batches);
+  // Real tokens of the 2P sequences (2·P·T at fixed lengths), and the tokens the forward runs, padding included.
+  const meanOver = (f: (i: number) => number) => run.batches.reduce((sum, _, i) => sum + f(i), 0) / run.batches.length;
+  const tokens = meanOver((i) => run.batches[i].attentionMask.reduce((sum, m) => sum + m, 0));
+  const forwardTokens = meanOver((i) => {
+    const laid = run.laidOut(run.batches[i]);
+    return 'segments' in laid ? laid.rows * laid.T : 2 * laid.B * laid.T;
+  });
+  const levers = [layout.prefixSharing && 'prefix sharing', layout.paddingFree && 'padding-free'].filter(Boolean).join(' + ') || 'padded';
+  console.log(`dpo bench train: ${o.arch} L${o.layers} H${o.heads} C${o.hidden} V${o.vocab} T${o.seq} P${o.pairs}, ${params.total} params, ${tokens} policy tokens/step `
+    + `(${forwardTokens} run, ${levers}), ${be.name} backend, ${be.threads} threads, reference ${run.liveReference ? 'live' : `precomputed in ${round(run.precomputeSeconds)} s`}`);
 
   resetPeakMemory();
   const losses: number[] = [];
@@ -202,11 +218,12 @@ export function benchTrain(argv: readonly string[]): void {
   console.log(JSON.stringify({
     bench: 'train', arch: o.arch, backend: be.name, threads: be.threads,
     layers: o.layers, heads: o.heads, hidden: o.hidden, vocab: o.vocab, seq: o.seq, pairs: o.pairs, prompt_len: o['prompt-len'],
+    min_completion_len: shape.minCompletionLen, prefix_sharing: layout.prefixSharing, padding_free: layout.paddingFree,
     steps: o.steps, warmup: o.warmup, batches: run.batches.length, beta: o.beta, lr: o.lr, seed: o.seed,
     reference: run.liveReference ? 'live' : 'precomputed', ref_precompute_s: round(run.precomputeSeconds, 4),
     prompt_logits: false, // the LM head runs at completion positions only (dpo/logps), always
     params: params.total, block_matmul_params: params.blockMatmul, head_params: params.head,
-    tokens_per_step: tokens, tokens_per_s: round(tokens / stepS, 1),
+    tokens_per_step: tokens, forward_tokens_per_step: forwardTokens, tokens_per_s: round(tokens / stepS, 1),
     step_s_median: round(stepS, 4), step_s_mean: round(stepMean, 4),
     step_s_min: round(Math.min(...timed.map((s) => s.total)), 4),
     phase_s_median: { reference: phase('reference'), policy_forward: phase('policyForward'), backward: phase('backward'), optimizer: phase('optimizer') },

@@ -52,6 +52,8 @@ export const trainFlags = {
   'truncation-mode': str('which end of an over-long prompt is kept: keep_end or keep_start', d.truncationMode),
   'allow-prompt-mismatch': bool('conversational data: tokenize completions apart when the chat template breaks the prompt prefix', d.allowPromptMismatch),
   'completion-only-loss': bool('sft: loss on completion tokens only (false: on the prompt too)', d.completionOnlyLoss),
+  'padding-free': bool('pack several sequences into each row instead of padding them (same results, fewer tokens run)', d.paddingFree),
+  'prefix-sharing': bool('run each pair as prompt | chosen | rejected, the prompt computed once (same results, fewer tokens run)', d.prefixSharing),
   'loss-type': str('loss type, or a comma-separated list (sigmoid, ipo, hinge, …)', d.lossType.join(',')),
   'loss-weights': str('comma-separated weight per loss type (default: all 1)', null),
   beta: num('β, the KL strength (temperature of the implicit reward)', d.beta),
@@ -71,7 +73,7 @@ export const trainFlags = {
 } as const satisfies Record<TrainFlag | 'config', FlagSpec>;
 
 /** The options `dpo sft` takes: no reference, no preference loss. */
-const SFT_ONLY_DPO = ['ref-model', 'loss-type', 'loss-weights', 'beta', 'label-smoothing', 'simpo-gamma', 'cpo-alpha', 'f-alpha-divergence-coef', 'discopop-tau',
+const SFT_ONLY_DPO = ['ref-model', 'prefix-sharing', 'loss-type', 'loss-weights', 'beta', 'label-smoothing', 'simpo-gamma', 'cpo-alpha', 'f-alpha-divergence-coef', 'discopop-tau',
   'ld-alpha', 'use-weighting', 'precompute-ref-log-probs', 'ref-cache-dir', 'sync-ref-model', 'ref-model-mixup-alpha', 'ref-model-sync-steps'];
 export const sftFlags: FlagSpecs = {
   ...Object.fromEntries(Object.entries(trainFlags).filter(([k]) => !SFT_ONLY_DPO.includes(k))),

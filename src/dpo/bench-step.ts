@@ -1,15 +1,19 @@
 // The DPO training step that `dpo bench train` times: the workload of ../shared/bench/bench_torch.py (a fresh
 // GPT-2 or Llama policy, P pairs of random T-token sequences sharing their prompt, a frozen reference copy, the
-// sigmoid loss, AdamW), its model-FLOP count, and the step itself with per-phase wall times. Not the timing loop, the
-// GEMM ceiling or the report (cli/bench-train.ts), and not the real trainer (trainer.ts).
+// sigmoid loss, AdamW), optionally with shorter random completions, its model-FLOP count, and the step itself with
+// per-phase wall times, in the padded layout or a packed one (prefix sharing, padding-free; data/pack.ts). Not the
+// timing loop, the GEMM ceiling or the report (cli/bench-train.ts), and not the real trainer (trainer.ts).
 // Legend: P pairs, R = 2P rows, T tokens per row, T_p prompt tokens, L layers, C hidden, V vocabulary.
 import { backward, zeroGrad } from '../engine/autograd.js';
 import { mean } from '../engine/ops/index.js';
 import { Rng } from '../engine/random.js';
 import { noGrad, scope, tensor, type Tensor } from '../engine/tensor.js';
+import { collatePreferenceBatch, type PreferenceBatch } from '../data/collate.js';
+import { packPreferenceBatch, type PackedBatch } from '../data/pack.js';
 import { createModelFromHFConfig } from '../models/registry.js';
 import type { CausalLM } from '../models/types.js';
-import { IGNORE_INDEX, concatenatedLogps, type ConcatenatedBatch } from './logps.js';
+import type { BatchLayout } from './forward.js';
+import { concatenatedLogps } from './logps.js';
 import { computeLoss, defaultLossOptions } from './losses/index.js';
 import { createOptimizer, type Optimizer } from './optim.js';
 
@@ -28,6 +32,8 @@ export interface BenchShape {
   pairs: number;
   /** T_p: tokens shared by chosen and rejected; not scored. */
   promptLen: number;
+  /** Shortest completion: each completion is drawn in [this, T − T_p] tokens (default T − T_p, bench_torch's fixed length). */
+  minCompletionLen?: number;
 }
 
 export interface BenchStepOptions extends BenchShape {
@@ -38,6 +44,8 @@ export interface BenchStepOptions extends BenchShape {
   batches: number;
   /** Reference log-probs computed for every batch before the first step, and the reference model freed. */
   precomputeRefLogProbs: boolean;
+  /** How each batch is run (dpo/forward's layouts); packing happens inside the timed step, as in the trainer. */
+  layout: BatchLayout;
 }
 
 /** Llama's SwiGLU width for a hidden size: 8C/3 rounded up to a multiple of 64, as Llama's configs do. */
@@ -67,16 +75,21 @@ export function createBenchModel(s: BenchShape, seed: number): CausalLM {
 
 /**
  * `count` batches of R = 2P rows of T uniform random ids: rows [0, P) chosen, [P, 2P) rejected, and each rejected row
- * copies its chosen row's first T_p ids (the shared prompt), as bench_torch.py. Targets score ids T_p … T−1.
+ * copies its chosen row's first T_p ids (the shared prompt), as bench_torch.py. Targets score ids T_p … T−1. With
+ * minCompletionLen below T − T_p, each completion keeps a random length in [minCompletionLen, T − T_p] (drawn after
+ * the ids, so the fixed-length stream is bench_torch's shape unchanged) and the batch is right-padded to its longest.
  */
-export function makeBenchBatches(s: BenchShape, count: number, rng: Rng): ConcatenatedBatch[] {
+export function makeBenchBatches(s: BenchShape, count: number, rng: Rng): PreferenceBatch[] {
   const { pairs: p, seq: t, promptLen: tp } = s;
-  return Array.from({ length: count }, () => {
-    const inputIds = Int32Array.from({ length: 2 * p * t }, () => rng.int(s.vocab)); // (R, T)
-    for (let i = 0; i < p; i++) inputIds.copyWithin((p + i) * t, i * t, i * t + tp);
-    const targets = new Int32Array(2 * p * t).fill(IGNORE_INDEX); // (R, T): position j scores token j + 1
-    for (let r = 0; r < 2 * p; r++) for (let j = tp - 1; j < t - 1; j++) targets[r * t + j] = inputIds[r * t + j + 1];
-    return { T: t, inputIds, attentionMask: new Uint8Array(2 * p * t).fill(1), targets };
+  const longest = t - tp;
+  const shortest = Math.min(longest, s.minCompletionLen ?? longest);
+  return Array.from({ length: count }, (_, b) => {
+    const ids = Int32Array.from({ length: 2 * p * t }, () => rng.int(s.vocab)); // (R, T)
+    const length = () => shortest + (shortest < longest ? rng.int(longest - shortest + 1) : 0);
+    const row = (r: number) => Array.from(ids.subarray(r * t + tp, r * t + tp + length()));
+    return collatePreferenceBatch(Array.from({ length: p }, (_, i) => ({
+      index: b * p + i, source: 'bench', promptIds: Array.from(ids.subarray(i * t, i * t + tp)), chosenIds: row(i), rejectedIds: row(p + i), promptMismatch: false,
+    })), { padTokenId: 0 });
   });
 }
 
@@ -92,7 +105,10 @@ export function countParams(model: CausalLM): { total: number; blockMatmul: numb
 }
 
 export interface StepFlops {
-  /** One forward over the batch: 2·N_blocks·R·T + 2·V·C·R·(T − T_p) + attention 2·L·C·R·T·(T + 1). */
+  /**
+   * One forward over the batch: 2·N_blocks·R·T + 2·V·C·R·(T − T_p) + attention 2·L·C·R·T·(T + 1); with shorter
+   * completions, the same per sequence at its own length, averaged over the batches.
+   */
   forward: number;
   /** Policy forward + backward: 3 forwards (the backward costs two: input and weight gradients). */
   policy: number;
@@ -106,12 +122,21 @@ export interface StepFlops {
  * GPT-2); biases, norms, GELU, softmax and embedding lookups are not counted. The LM head (V·C) runs only at the
  * R·(T − T_p) completion positions, as dpo/logps does (bench_torch runs it at all R·T, more work than counted here).
  * Causal attention: query i meets i + 1 keys, with q·kᵀ and p·v each 2·C FLOPs per pair, so 2·C·T·(T + 1) per row
- * and layer.
+ * and layer. These are the workload's FLOPs in the padded layout without its padding: a packed layout that runs
+ * fewer tokens (a shared prompt once) is credited with the same count, so its MFU shows the saving.
+ * `batches`: count each sequence at its real length (mean over the batches); default: every row is T long.
  */
-export function stepFlops(s: BenchShape, params: { blockMatmul: number; head: number }, liveReference: boolean): StepFlops {
+export function stepFlops(s: BenchShape, params: { blockMatmul: number; head: number }, liveReference: boolean, batches?: readonly PreferenceBatch[]): StepFlops {
+  const perSequence = (length: number, scored: number) => 2 * params.blockMatmul * length + 2 * params.head * scored + 2 * s.layers * s.hidden * length * (length + 1);
   const rows = 2 * s.pairs;
-  const forward = 2 * params.blockMatmul * rows * s.seq + 2 * params.head * rows * (s.seq - s.promptLen)
-    + 2 * s.layers * s.hidden * rows * s.seq * (s.seq + 1);
+  let forward = rows * perSequence(s.seq, s.seq - s.promptLen);
+  if (batches && batches.length > 0) {
+    let total = 0;
+    for (const b of batches) {
+      for (let r = 0; r < 2 * b.B; r++) total += perSequence(b.promptLengths[r] + b.completionLengths[r] + (b.promptLengths[r] === 0 ? 1 : 0), b.completionLengths[r]);
+    }
+    forward = total / batches.length;
+  }
   const policy = 3 * forward;
   const reference = liveReference ? forward : 0;
   return { forward, policy, reference, perStep: policy + reference };
@@ -134,7 +159,7 @@ export interface StepResult {
 type PairSums = { chosen: Tensor; rejected: Tensor };
 
 /** Σ log π_ref(y_w), Σ log π_ref(y_l) (P each) without a graph; everything else the pass made is freed. */
-function frozenLogps(model: CausalLM, batch: ConcatenatedBatch): PairSums {
+function frozenLogps(model: CausalLM, batch: PreferenceBatch | PackedBatch): PairSums {
   return noGrad(() => scope(() => {
     const lp = concatenatedLogps(model, batch);
     return { chosen: lp.chosen, rejected: lp.rejected };
@@ -144,7 +169,7 @@ function frozenLogps(model: CausalLM, batch: ConcatenatedBatch): PairSums {
 /** Policy, reference (live or precomputed), optimizer and batches for a run of bench steps. */
 export class BenchRun {
   readonly policy: CausalLM;
-  readonly batches: ConcatenatedBatch[];
+  readonly batches: PreferenceBatch[];
   /** Seconds spent precomputing reference log-probs (0 for a live reference). */
   readonly precomputeSeconds: number = 0;
   private reference: CausalLM | null;
@@ -161,7 +186,7 @@ export class BenchRun {
       const start = performance.now();
       for (const batch of this.batches) {
         scope(() => {
-          const s = frozenLogps(this.reference!, batch);
+          const s = frozenLogps(this.reference!, this.laidOut(batch));
           this.refSums.push({ chosen: Float32Array.from(s.chosen.data), rejected: Float32Array.from(s.rejected.data) });
         });
       }
@@ -175,12 +200,18 @@ export class BenchRun {
     return this.reference !== null;
   }
 
-  /** One timed DPO step on batch `index mod batches`: zero grads, reference, policy, sigmoid loss, backward, AdamW. */
+  /** The batch as the step runs it: padded, or packed into the chosen layout. */
+  laidOut(batch: PreferenceBatch): PreferenceBatch | PackedBatch {
+    const { prefixSharing, paddingFree } = this.o.layout;
+    return prefixSharing || paddingFree ? packPreferenceBatch(batch, this.o.layout) : batch;
+  }
+
+  /** One timed DPO step on batch `index mod batches`: zero grads, layout, reference, policy, sigmoid loss, backward, AdamW. */
   step(index: number): StepResult {
     const i = index % this.batches.length;
-    const batch = this.batches[i];
     const t0 = performance.now();
     zeroGrad(this.policy.parameters()); // torch's zero_grad(set_to_none=True)
+    const batch = this.laidOut(this.batches[i]);
     return scope(() => {
       const ref = this.reference ? frozenLogps(this.reference, batch)
         : { chosen: tensor(this.refSums[i].chosen, [this.o.pairs]), rejected: tensor(this.refSums[i].rejected, [this.o.pairs]) };

@@ -1,9 +1,11 @@
 // One model's pass over one collated batch, as the trainer and the reference strategies need it: per-pair sequence
 // log-probs and lengths (with LD-DPO's length desensitisation when ldAlpha is set), TRL's logit sums, WPO's pair
 // weights when asked, and the number of real tokens run. With chosenOnly (the sft loss alone) only the B chosen rows
-// are run. Gradients flow when the caller records them. Not here: the losses or the optimizer.
+// are run. With prefixSharing or paddingFree the batch is run in its packed layout (data/pack.ts): the same results
+// from fewer tokens. Gradients flow when the caller records them. Not here: the losses or the optimizer.
 // Legend: B pairs, R = 2B rows (B with chosenOnly), T tokens, N completion tokens.
 import { IGNORE_INDEX, type PreferenceBatch } from '../data/collate.js';
+import { packPreferenceBatch, type PackedBatch } from '../data/pack.js';
 import { tensor, zeros, type Tensor } from '../engine/tensor.js';
 import type { CausalLM } from '../models/types.js';
 import { ldDpoLogps, ldDpoSharedLengths, wpoTokenLogNormalizer, wpoWeights } from './losses/index.js';
@@ -17,7 +19,20 @@ export interface ForwardPairsOptions {
   /** Run only the chosen rows (the sft loss reads nothing else); rejected values are then zeros. */
   chosenOnly: boolean;
   chunkRows?: number;
+  /** How the rows are laid out for the forward pass (default: the padded batch as it is). */
+  layout?: BatchLayout;
 }
+
+/**
+ * Two layouts that run fewer tokens for the same log-probs (data/pack.ts). prefixSharing: the prompt is computed once
+ * for both completions. paddingFree (TRL: padding_free): several sequences per row instead of padding each one.
+ */
+export interface BatchLayout {
+  prefixSharing: boolean;
+  paddingFree: boolean;
+}
+
+export const paddedLayout: Readonly<BatchLayout> = Object.freeze({ prefixSharing: false, paddingFree: false });
 
 export interface PairForward {
   /** (B) Σ log π(y_w), Σ log π(y_l); carry the gradient when grad is enabled. */
@@ -55,7 +70,9 @@ export function forwardPairs(model: CausalLM, batch: PreferenceBatch, o: Forward
     for (const t of rowsBatch.targets) if (t !== IGNORE_INDEX) n++;
     normalizer = new Float64Array(n);
   }
-  const rows = sequenceLogps(model, rowsBatch, { chunkRows: o.chunkRows, onChunkLogits });
+  const layout = o.layout ?? paddedLayout;
+  const input: ConcatenatedBatch | PackedBatch = layout.prefixSharing || layout.paddingFree ? packPreferenceBatch(batch, { ...layout, chosenOnly: o.chosenOnly }) : rowsBatch;
+  const rows = sequenceLogps(model, input, { chunkRows: o.chunkRows, onChunkLogits });
   const r = rows.counts.length;
   const vocab = rows.vocabSize;
   if (o.chosenOnly) {

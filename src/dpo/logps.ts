@@ -1,13 +1,16 @@
-// Sequence log-probs for DPO: one forward pass over the concatenated [chosen; rejected] batch, then the LM head
-// applied only at completion positions, in chunks of rows, each chunk fused into log-softmax + gather. Returns the
-// per-row sums, token counts and length averages the losses need, the per-token log-probs for analysis, and the
-// logit sums behind TRL's logits/chosen and logits/rejected. Not the losses (losses/) nor batching (data/).
-// Legend: B pairs, R = 2B rows, T tokens, C hidden size, V vocabulary, N completion tokens in the batch.
+// Sequence log-probs for DPO: one forward pass over the concatenated [chosen; rejected] batch (or its packed layout,
+// data/pack.ts), then the LM head applied only at the scored positions, in chunks of rows, each chunk fused into
+// log-softmax + gather. Returns the per-sequence sums, token counts and length averages the losses need, the per-token
+// log-probs for analysis, and the logit sums behind TRL's logits/chosen and logits/rejected. Not the losses (losses/)
+// nor batching (data/).
+// Legend: B pairs, R = 2B sequences (rows of the padded batch), T tokens, C hidden size, V vocabulary, N completion
+// tokens in the batch.
 import { ShapeError } from '../engine/errors.js';
 import { IGNORE_INDEX, type PreferenceBatch } from '../data/collate.js';
+import type { PackedBatch, ScoredTokens } from '../data/pack.js';
 import { concat, gather, logSoftmaxGather, matmul, reshape, scatterAdd, slice, sum, div, maximum } from '../engine/ops/index.js';
 import { isGradEnabled, noGrad, scope, tensor, zeros, type Tensor } from '../engine/tensor.js';
-import type { CausalLM } from '../models/types.js';
+import type { CausalLM, ForwardOptions } from '../models/types.js';
 
 export { IGNORE_INDEX };
 
@@ -31,7 +34,7 @@ export interface LogpsOptions {
   onChunkLogits?: (logits: Tensor, start: number, end: number) => void;
 }
 
-/** Per-row results over the R = 2B rows. */
+/** Per-row results over the R = 2B rows (sequences: chosen_i at i, rejected_i at B + i, whatever the layout). */
 export interface RowLogps {
   /** (R) Σ log π(token) over each row's completion tokens; carries the gradient when grad is enabled. */
   sums: Tensor;
@@ -41,7 +44,7 @@ export interface RowLogps {
   tokenLogps: Tensor;
   /** (N) the row of each completion token. */
   tokenRow: Int32Array;
-  /** (N) the position t whose logits score it: the token itself is inputIds[row, t + 1]. */
+  /** (N) the position t whose logits score it: the token itself is inputIds[row, t + 1] of the padded batch. */
   tokenPosition: Int32Array;
   /** (R) Σ over completion positions and the whole vocabulary of the raw logits (float64, not differentiated). */
   logitSums: Float64Array;
@@ -69,43 +72,59 @@ export interface PairLogps {
   rows: RowLogps;
 }
 
-/** Row-major flat indices (r·T + t) of the scored positions, their rows and positions, and the target ids. */
-function completionPositions(targets: Int32Array, rows: number, t: number) {
+/** The scored entries of a padded batch: row-major flat indices (r·T + t), target ids, rows and positions. */
+function completionPositions(targets: Int32Array, t: number): ScoredTokens {
   const flat: number[] = [];
   for (let i = 0; i < targets.length; i++) if (targets[i] !== IGNORE_INDEX) flat.push(i);
-  const tokenRow = Int32Array.from(flat, (i) => Math.floor(i / t));
-  const tokenPosition = Int32Array.from(flat, (i) => i % t);
-  const targetIds = Int32Array.from(flat, (i) => targets[i]);
-  const counts = new Int32Array(rows);
-  for (const r of tokenRow) counts[r]++;
-  return { flat: Int32Array.from(flat), tokenRow, tokenPosition, targetIds, counts };
+  return {
+    index: Int32Array.from(flat),
+    target: Int32Array.from(flat, (i) => targets[i]),
+    sequence: Int32Array.from(flat, (i) => Math.floor(i / t)),
+    position: Int32Array.from(flat, (i) => i % t),
+  };
 }
 
+const isPacked = (batch: ConcatenatedBatch | PackedBatch): batch is PackedBatch => 'segments' in batch;
+
 /**
- * Per-token log-probs of the completion tokens of every row of `batch`, and their per-row sums.
+ * Per-token log-probs of the completion tokens of every sequence of `batch`, and their per-sequence sums. A padded
+ * batch's rows are its sequences; a packed batch (data/pack.ts) lists its scored tokens with their sequence, and
+ * gives the same results in the same order (one hidden state may score two tokens under prefix sharing).
  *
- * Memory: the (R, T, V) logits are never built. Hidden rows of the N completion positions are gathered into (N, C)
+ * Memory: the (rows, T, V) logits are never built. Hidden rows of the N scored positions are gathered into (N, C)
  * and the head runs on chunks of `chunkRows` rows: logits (rows, V) = h·Wᵀ, then the fused log-softmax-gather.
  * Under noGrad each chunk's logits are freed before the next, so the peak is chunkRows·V floats. With grad enabled
  * the engine keeps every chunk's logits for the backward pass (logSoftmaxGather's gradient reads them), so training
  * holds N·V floats (4·N·V bytes): prompt and padding positions cost nothing, but chunking then bounds only the
  * transient work. Recomputing the logits in the backward pass (a fused head) would remove that; see DESIGN.md.
  */
-export function sequenceLogps(model: CausalLM, batch: ConcatenatedBatch, opts: LogpsOptions = {}): RowLogps {
+export function sequenceLogps(model: CausalLM, batch: ConcatenatedBatch | PackedBatch, opts: LogpsOptions = {}): RowLogps {
+  if (isPacked(batch)) {
+    const ids = tensor(batch.inputIds, [batch.rows, batch.T], 'int32');
+    return scoreTokens(model, ids, { segments: batch.segments, positions: batch.positions }, batch.scored, batch.sequences, opts);
+  }
   const t = batch.T;
   const rows = t > 0 ? batch.inputIds.length / t : 0;
   if (!Number.isInteger(rows) || rows === 0 || batch.targets.length !== rows * t || batch.attentionMask.length !== rows * t) {
     throw new ShapeError('sequenceLogps', `inputIds (${batch.inputIds.length}), targets (${batch.targets.length}) and attentionMask (${batch.attentionMask.length}) must each hold 2B·T values for T = ${t}`);
   }
+  const ids = tensor(batch.inputIds, [rows, t], 'int32');
+  return scoreTokens(model, ids, { attentionMask: batch.attentionMask }, completionPositions(batch.targets, t), rows, opts);
+}
+
+/** One forward over ids (rows, T), then the chunked head at the scored entries, summed per sequence (S of them). */
+function scoreTokens(model: CausalLM, ids: Tensor, forward: ForwardOptions, scored: ScoredTokens, sequences: number, opts: LogpsOptions): RowLogps {
+  const [rows, t] = ids.shape;
   const chunkRows = Math.max(1, Math.floor(opts.chunkRows ?? DEFAULT_CHUNK_ROWS));
   const weight = model.lmHeadWeight; // (V, C)
   const [v, c] = weight.shape;
-  const pos = completionPositions(batch.targets, rows, t);
-  const n = pos.flat.length;
-  const logitSums = new Float64Array(rows);
+  const n = scored.index.length;
+  const counts = new Int32Array(sequences);
+  for (const s of scored.sequence) counts[s]++;
+  const logitSums = new Float64Array(sequences);
 
-  const hidden = model.forward(tensor(batch.inputIds, [rows, t], 'int32'), { attentionMask: batch.attentionMask }); // (R, T, C)
-  const picked = gather(reshape(hidden, [rows * t, c]), tensor(pos.flat, [n], 'int32')); // (N, C)
+  const hidden = model.forward(ids, forward); // (rows, T, C)
+  const picked = gather(reshape(hidden, [rows * t, c]), tensor(scored.index, [n], 'int32')); // (N, C)
   const chunks: Tensor[] = [];
   for (let start = 0; start < n; start += chunkRows) {
     const end = Math.min(n, start + chunkRows);
@@ -115,17 +134,17 @@ export function sequenceLogps(model: CausalLM, batch: ConcatenatedBatch, opts: L
       opts.onChunkLogits?.(logits, start, end);
       noGrad(() => scope(() => {
         const perRow = sum(logits, 1).floatData(); // (rows) Σ_V logits
-        for (let i = 0; i < end - start; i++) logitSums[pos.tokenRow[start + i]] += perRow[i];
+        for (let i = 0; i < end - start; i++) logitSums[scored.sequence[start + i]] += perRow[i];
       }));
-      return logSoftmaxGather(logits, tensor(pos.targetIds.subarray(start, end), [end - start], 'int32')); // (rows)
+      return logSoftmaxGather(logits, tensor(scored.target.subarray(start, end), [end - start], 'int32')); // (rows)
     };
     // With grad the chunk's tensors belong to the autograd graph; without, free them now.
     chunks.push(isGradEnabled() ? chunk() : scope(chunk));
   }
   const tokenLogps = chunks.length === 0 ? zeros([0], weight.dtype) : chunks.length === 1 ? chunks[0] : concat(chunks, 0); // (N)
-  // Segment sum by row: scatter-add the (N, 1) log-probs into (R, 1) zeros.
-  const sums = reshape(scatterAdd(zeros([rows, 1], weight.dtype), tensor(pos.tokenRow, [n], 'int32'), reshape(tokenLogps, [n, 1])), [rows]);
-  return { sums, counts: pos.counts, tokenLogps, tokenRow: pos.tokenRow, tokenPosition: pos.tokenPosition, logitSums, vocabSize: v };
+  // Segment sum by sequence: scatter-add the (N, 1) log-probs into (S, 1) zeros.
+  const sums = reshape(scatterAdd(zeros([sequences, 1], weight.dtype), tensor(scored.sequence, [n], 'int32'), reshape(tokenLogps, [n, 1])), [sequences]);
+  return { sums, counts, tokenLogps, tokenRow: scored.sequence, tokenPosition: scored.position, logitSums, vocabSize: v };
 }
 
 /** Splits per-row results over [chosen; rejected] into per-pair tensors and TRL's mean-logit metrics. */
@@ -160,7 +179,7 @@ export function splitPairs(rows: RowLogps): PairLogps {
 }
 
 /** sequenceLogps then splitPairs: the one call a trainer or evaluator makes per model and batch. */
-export function concatenatedLogps(model: CausalLM, batch: ConcatenatedBatch, opts: LogpsOptions = {}): PairLogps {
+export function concatenatedLogps(model: CausalLM, batch: ConcatenatedBatch | PackedBatch, opts: LogpsOptions = {}): PairLogps {
   return splitPairs(sequenceLogps(model, batch, opts));
 }
 

@@ -9,7 +9,7 @@ import { noGrad, scope, tensor, type Tensor } from '../engine/tensor.js';
 import { createHash } from 'node:crypto';
 import { loadPretrained } from '../io/pretrained.js';
 import type { CausalLM } from '../models/types.js';
-import { forwardPairs } from './forward.js';
+import { forwardPairs, paddedLayout, type BatchLayout } from './forward.js';
 import { needsReference } from './losses/index.js';
 import type { Optimizer } from './optim.js';
 import { defaultRefCacheDir, loadRefCache, refCacheFingerprint, saveRefCache, type RefLogps } from './ref-cache.js';
@@ -44,20 +44,20 @@ function loadFrozen(dir: string, vocabSize: number): CausalLM {
 }
 
 /** Σ log π_ref of both completions of a batch, without a graph; everything else the pass made is freed. */
-function frozenLogps(model: CausalLM, batch: PreferenceBatch, ldAlpha: number | null): { chosen: Tensor; rejected: Tensor } {
+function frozenLogps(model: CausalLM, batch: PreferenceBatch, ldAlpha: number | null, layout: BatchLayout): { chosen: Tensor; rejected: Tensor } {
   return noGrad(() => scope(() => {
-    const out = forwardPairs(model, batch, { ldAlpha, useWeighting: false, chosenOnly: false });
+    const out = forwardPairs(model, batch, { ldAlpha, useWeighting: false, chosenOnly: false, layout });
     return { chosen: out.chosen, rejected: out.rejected };
   }));
 }
 
-/** One pass of `model` over `examples` in batches: example index → its reference log-probs. */
-export function computeRefLogps(model: CausalLM, examples: readonly TokenizedExample[], o: { batchSize: number; padTokenId: number; ldAlpha: number | null }): Map<number, RefLogps> {
+/** One pass of `model` over `examples` in batches: example index → its reference log-probs (the same in any layout). */
+export function computeRefLogps(model: CausalLM, examples: readonly TokenizedExample[], o: { batchSize: number; padTokenId: number; ldAlpha: number | null; layout?: BatchLayout }): Map<number, RefLogps> {
   const out = new Map<number, RefLogps>();
   for (let start = 0; start < examples.length; start += o.batchSize) {
     const batch = collatePreferenceBatch(examples.slice(start, start + o.batchSize), { padTokenId: o.padTokenId });
     scope(() => {
-      const lp = frozenLogps(model, batch, o.ldAlpha);
+      const lp = frozenLogps(model, batch, o.ldAlpha, o.layout ?? paddedLayout);
       batch.exampleIndices.forEach((index, i) => out.set(index, { chosen: lp.chosen.data[i], rejected: lp.rejected.data[i] }));
     });
   }
@@ -75,7 +75,8 @@ function hashExamples(examples: readonly TokenizedExample[]): string {
 export function buildReference(c: TrainConfig, data: TrainData, vocabSize: number, log: (line: string) => void): BuiltReference {
   const refDir = c.refModel ?? c.model;
   if (!c.lossType.some(needsReference)) return { reference: noReference(), cache: {} };
-  if (!c.precomputeRefLogProbs) return { reference: modelReference(loadFrozen(refDir, vocabSize), c.ldAlpha), cache: {} };
+  const layout = { prefixSharing: c.prefixSharing, paddingFree: c.paddingFree };
+  if (!c.precomputeRefLogProbs) return { reference: modelReference(loadFrozen(refDir, vocabSize), c.ldAlpha, layout), cache: {} };
 
   const cacheDir = c.refCacheDir ?? defaultRefCacheDir(c.outputDir);
   const tables = new Map<DataSplit, Map<number, RefLogps>>();
@@ -97,7 +98,8 @@ export function buildReference(c: TrainConfig, data: TrainData, vocabSize: numbe
         continue;
       }
       model ??= loadFrozen(refDir, vocabSize);
-      const computed = computeRefLogps(model, examples, { batchSize: c.perDeviceEvalBatchSize, padTokenId: data.padTokenId, ldAlpha: c.ldAlpha });
+      // The layout is not in the fingerprint: it changes which tokens run, not the log-probs.
+      const computed = computeRefLogps(model, examples, { batchSize: c.perDeviceEvalBatchSize, padTokenId: data.padTokenId, ldAlpha: c.ldAlpha, layout });
       saveRefCache(cacheDir, fingerprint, computed);
       tables.set(split, computed);
       cache[split] = 'miss';
@@ -113,8 +115,8 @@ export function noReference(): Reference {
   return { kind: 'none', model: null, logps: () => null, dispose: () => {} };
 }
 
-export function modelReference(model: CausalLM, ldAlpha: number | null): Reference {
-  return { kind: 'model', model, logps: (_split, batch) => frozenLogps(model, batch, ldAlpha), dispose: () => model.dispose() };
+export function modelReference(model: CausalLM, ldAlpha: number | null, layout: BatchLayout = paddedLayout): Reference {
+  return { kind: 'model', model, logps: (_split, batch) => frozenLogps(model, batch, ldAlpha, layout), dispose: () => model.dispose() };
 }
 
 export function precomputedReference(tables: ReadonlyMap<DataSplit, ReadonlyMap<number, RefLogps>>): Reference {

@@ -50,6 +50,8 @@ export interface TrainConfig {
   truncationMode: 'keep_end' | 'keep_start';
   allowPromptMismatch: boolean;
   completionOnlyLoss: boolean;
+  paddingFree: boolean;
+  prefixSharing: boolean;
   // ---- the loss (TRL DPOConfig)
   lossType: LossType[];
   lossWeights: number[] | null;
@@ -106,6 +108,8 @@ export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze<TrainConf
   truncationMode: 'keep_end', // keep the prompt's end, nearest the answer
   allowPromptMismatch: false, // conversational data: error when the chat template breaks the prompt prefix
   completionOnlyLoss: true, // sft: the loss covers only completion tokens (false: the prompt too)
+  paddingFree: false, // true: several sequences per row, no padding between them (same log-probs, fewer tokens run)
+  prefixSharing: false, // true: each pair runs as prompt | chosen | rejected, the prompt computed once (same log-probs)
   lossType: ['sigmoid'], // DPO
   lossWeights: null, // all 1
   beta: defaultLossOptions.beta, // KL strength (temperature of the implicit reward)

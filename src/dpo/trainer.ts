@@ -66,6 +66,7 @@ export async function train(input: Partial<TrainConfig>, hooks: TrainHooks = {})
     const chosenOnly = c.lossType.every((t) => t === 'sft'); // SFT reads only the chosen rows
     const lossOptions = lossOptionsOf(c);
     const nllCoef = nllCoefficient(c.lossType, c.lossWeights, lossOptions);
+    const layout = { prefixSharing: c.prefixSharing, paddingFree: c.paddingFree }; // how each batch's rows are run
 
     // ---- the reference: a frozen model, precomputed log-probs, or none
     built = buildReference(c, data, policy.model.vocabSize, log);
@@ -105,7 +106,7 @@ export async function train(input: Partial<TrainConfig>, hooks: TrainHooks = {})
     // One batch through the policy, the reference and the loss.
     const lossOf = (examples: readonly TokenizedExample[], split: DataSplit) => {
       const batch = collatePreferenceBatch(examples, { padTokenId: data.padTokenId });
-      const pol = forwardPairs(policy.model, batch, { ldAlpha: c.ldAlpha, useWeighting: c.useWeighting, chosenOnly });
+      const pol = forwardPairs(policy.model, batch, { ldAlpha: c.ldAlpha, useWeighting: c.useWeighting, chosenOnly, layout });
       const ref = reference.logps(split, batch);
       const lp = { chosen: pol.chosen, rejected: pol.rejected, refChosen: ref?.chosen ?? null, refRejected: ref?.rejected ?? null, chosenLength: pol.chosenLength, rejectedLength: pol.rejectedLength };
       const out = computeLoss(c.lossType, c.lossWeights, lp, lossOptions, { bcoRunningMean: bco, ...(pol.pairWeights ? { pairWeights: pol.pairWeights } : {}) });

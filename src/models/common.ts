@@ -4,8 +4,8 @@
 import { ShapeError, fmtShape } from '../engine/errors.js';
 import { concat, matmul, reshape } from '../engine/ops/index.js';
 import type { Tensor } from '../engine/tensor.js';
-import { causalPaddingMask, defaultPositions } from './attention-mask.js';
-import type { ForwardOptions, KVCache } from './types.js';
+import { causalPaddingMask, checkSegments, defaultPositions, segmentMask, visiblePositions } from './attention-mask.js';
+import type { ForwardOptions, KVCache, SegmentLayout } from './types.js';
 
 /** One forward call, checked. */
 export interface CallPlan {
@@ -28,15 +28,28 @@ export function planCall(op: string, numLayers: number, ids: Tensor, opts: Forwa
     throw new ShapeError(op, `the cache holds ${cache.keys.length} layers of keys and ${cache.values.length} of values, the model has ${numLayers}; make it with model.newCache()`);
   }
   const past = cache?.length ?? 0;
+  if (opts.segments) return planSegments(op, b, t, opts.segments, opts);
   const keyMask = opts.attentionMask;
   if (keyMask && keyMask.length !== b * (past + t)) {
     throw new ShapeError(op, `attentionMask must cover every key, cached ones first: B·(past + T) = ${b}·(${past} + ${t}) = ${b * (past + t)} values, got ${keyMask.length}`);
   }
-  const positions = opts.positions ?? defaultPositions(keyMask, b, t, past);
+  const positions = checkPositions(op, opts.positions ?? defaultPositions(keyMask, b, t, past), b, t);
+  return { b, t, past, positions, mask: causalPaddingMask(keyMask, b, t, past + t) };
+}
+
+/** A call over rows of several sequences (ForwardOptions.segments): the mask and positions come from the layout. */
+function planSegments(op: string, b: number, t: number, segments: SegmentLayout, opts: ForwardOptions): CallPlan {
+  if (opts.cache || opts.attentionMask) throw new ShapeError(op, 'segments replace attentionMask and take no cache; pass -1 segment ids for padding');
+  checkSegments(op, segments, b, t);
+  const mask = segmentMask(segments, b, t);
+  return { b, t, past: 0, positions: checkPositions(op, opts.positions ?? visiblePositions(mask, b, t), b, t), mask };
+}
+
+function checkPositions(op: string, positions: Int32Array, b: number, t: number): Int32Array {
   if (positions.length !== b * t) throw new ShapeError(op, `positions must hold B·T = ${b * t} ids, got ${positions.length}`);
   const bad = positions.findIndex((p) => p < 0);
   if (bad >= 0) throw new ShapeError(op, `positions[${bad}] = ${positions[bad]} is negative`);
-  return { b, t, past, positions, mask: causalPaddingMask(keyMask, b, t, past + t) };
+  return positions;
 }
 
 /** An empty cache for a model with `numLayers` layers. */

@@ -15,6 +15,23 @@ export interface ForwardOptions {
   positions?: Int32Array;
   /** A KV cache: this call's keys and values are appended, and queries also attend to the cached ones. */
   cache?: KVCache;
+  /**
+   * Rows that hold several sequences (packing) or completions sharing one prompt (prefix sharing); see
+   * SegmentLayout. Replaces attentionMask, and needs no cache. Positions then default to each token's place in its own
+   * sequence: the number of keys it sees, minus 1.
+   */
+  segments?: SegmentLayout;
+}
+
+/**
+ * Which keys each query sees when a row holds several sequences. ids (B, T): each token's segment, −1 on padding;
+ * parents[s]: the segment that segment s continues (its shared prompt), or −1. Query i sees key j iff j ≤ i and
+ * ids[j] is ids[i] or one of its ancestors. Prefix sharing: prompt | chosen | rejected with both completions' parent
+ * the prompt. Packing: one segment per sequence, no parents, so the row is block-diagonal causal.
+ */
+export interface SegmentLayout {
+  ids: Int32Array;
+  parents: Int32Array;
 }
 
 /** Per-layer keys and values kept between decoding calls; each layer's tensors are (B, Tpast, KVH, D). */
