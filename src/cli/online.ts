@@ -7,7 +7,7 @@ import { writeReport } from '../report/index.js';
 import { UsageError, aliasFlag, usage, type FlagSpec, type FlagSpecs } from './args.js';
 import { parseFlagsWithConfig } from './config.js';
 import { judgeFlags, judgeFromFlags, type JudgeFlagValues } from './judge-flags.js';
-import { trainFlags } from './train.js';
+import { bareResumeMeansLatest, camelCase, trainFlags } from './train.js';
 
 /** `dpo train` options that mean nothing online: the data is sampled, not read as pairs, and there is no eval set. */
 const OFFLINE_ONLY = ['eval-dataset', 'eval-strategy', 'eval-steps', 'per-device-eval-batch-size', 'precompute-ref-log-probs', 'ref-cache-dir',
@@ -30,13 +30,9 @@ export const onlineFlags: FlagSpecs = {
   ...judgeFlags,
 };
 
-const camelCase = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
-
 export async function runOnline(argv: readonly string[]): Promise<void> {
   const command = 'dpo online';
-  const args = aliasFlag(argv, 'prompts', 'dataset'); // --prompts, as dpo iterate and dpo winrate name it
-  const i = args.indexOf('--resume-from-checkpoint');
-  if (i >= 0 && (i + 1 >= args.length || args[i + 1].startsWith('--'))) args.splice(i + 1, 0, 'latest');
+  const args = bareResumeMeansLatest(aliasFlag(argv, 'prompts', 'dataset')); // --prompts, as dpo iterate and dpo winrate name it
   const f: Record<string, string | number | boolean | undefined> = parseFlagsWithConfig(args, onlineFlags, command);
   for (const name of ['model', 'dataset', 'output-dir'] as const) {
     if (f[name] === undefined) throw new UsageError(`${command}: --${name} is required\n${usage(onlineFlags)}`);

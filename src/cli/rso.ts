@@ -8,7 +8,7 @@ import { writeReport } from '../report/index.js';
 import { aliasFlag, UsageError, usage, type FlagSpec, type FlagSpecs } from './args.js';
 import { parseFlagsWithConfig } from './config.js';
 import { judgeFlags, judgeFromFlags, type JudgeFlagValues } from './judge-flags.js';
-import { trainFlags } from './train.js';
+import { bareResumeMeansLatest, camelCase, trainFlags } from './train.js';
 
 const COMMAND = 'dpo rso';
 const r = defaultRsoOptions;
@@ -48,15 +48,6 @@ export const rsoFlags: FlagSpecs = {
   ...judgeFlags,
 };
 
-/** `--resume-from-checkpoint` with no value (last, or before another flag) means 'latest', as for `dpo train`. */
-function bareResumeMeansLatest(argv: readonly string[]): string[] {
-  const out = [...argv];
-  const i = out.indexOf('--resume-from-checkpoint');
-  if (i >= 0 && (i + 1 >= out.length || out[i + 1].startsWith('--'))) out.splice(i + 1, 0, 'latest');
-  return out;
-}
-
-const camelCase = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
 
 export async function runRsoCommand(argv: readonly string[]): Promise<void> {
   const f: Record<string, string | number | boolean | undefined> = parseFlagsWithConfig(bareResumeMeansLatest(aliasFlag(argv, 'prompts', 'dataset')), rsoFlags, COMMAND);

@@ -82,14 +82,15 @@ export const sftFlags: FlagSpecs = {
 };
 
 /** `--resume-from-checkpoint` with no value (last, or before another flag) means 'latest'. */
-function bareResumeMeansLatest(argv: readonly string[]): string[] {
+export function bareResumeMeansLatest(argv: readonly string[]): string[] {
   const out = [...argv];
   const i = out.indexOf('--resume-from-checkpoint');
   if (i >= 0 && (i + 1 >= out.length || out[i + 1].startsWith('--'))) out.splice(i + 1, 0, 'latest');
   return out;
 }
 
-const camelCase = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+/** learning-rate → learningRate: the option of a flag. */
+export const camelCase = (flag: string) => flag.replace(/-([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
 
 /** Parses argv (and --config) into TrainConfig fields; the values are checked by resolveTrainConfig. */
 export function parseTrainArgs(argv: readonly string[], specs: FlagSpecs, command: string): Partial<TrainConfig> {
