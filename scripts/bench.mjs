@@ -102,6 +102,8 @@ const ceilingArgs = ceiling ? ['--gemm-ceiling-gflops', String(ceiling)] : [];
 
 // ---------------------------------------------------------------- DPO steps, alternating per shape
 const rows = [];
+/** A dpo-ts-only row: the same command once per round; the successful runs. */
+const dpoRounds = (args) => Array.from({ length: rounds }, () => dpo(args)).filter((r) => r);
 /** Median over rounds of each field we report. */
 const summarise = (runs) => (runs.length === 0 ? null : {
   step: median(runs.map((r) => r.step_s_median)),
@@ -125,14 +127,16 @@ for (const key of ['a', 'b']) {
   const o = summarise(ours);
   const t = summarise(theirs);
   rows.push({ label: s.label, ours: o, torch: t, flops: o?.json.flops_per_step ?? null });
-  if (key === 'a' && only.has('pre')) {
-    const pre = dpo(['bench', 'train', ...s.args, ...s.steps, '--threads', String(threads), ...ceilingArgs, '--precompute-ref-log-probs']);
-    rows.push({ label: `${s.label}, dpo-ts with --precompute-ref-log-probs (PyTorch: live reference)`, ours: summarise(pre ? [pre] : []), torch: t, flops: pre?.flops_per_step ?? null, torchFlops: o?.json.flops_per_step ?? null });
-  }
-  if (key === 'a' && only.has('prefix')) {
-    for (const levers of [['--prefix-sharing'], ['--prefix-sharing', '--precompute-ref-log-probs']]) {
-      const r = dpo(['bench', 'train', ...s.args, ...s.steps, '--threads', String(threads), ...ceilingArgs, ...levers]);
-      rows.push({ label: `${s.label}, dpo-ts with ${levers.join(' ')} (PyTorch: padded, live reference)`, ours: summarise(r ? [r] : []), torch: t, flops: r?.flops_per_step ?? null, torchFlops: o?.json.flops_per_step ?? null });
+  if (key === 'a') {
+    const levers = [];
+    if (only.has('pre')) levers.push(['--precompute-ref-log-probs']);
+    if (only.has('prefix')) levers.push(['--prefix-sharing'], ['--prefix-sharing', '--precompute-ref-log-probs']);
+    for (const flags of levers) {
+      const r = dpoRounds(['bench', 'train', ...s.args, ...s.steps, '--threads', String(threads), ...ceilingArgs, ...flags]);
+      const label = flags.length === 1 && flags[0] === '--precompute-ref-log-probs'
+        ? `${s.label}, dpo-ts with --precompute-ref-log-probs (PyTorch: live reference)`
+        : `${s.label}, dpo-ts with ${flags.join(' ')} (PyTorch: padded, live reference)`;
+      rows.push({ label, ours: summarise(r), torch: t, flops: r[0]?.flops_per_step ?? null, torchFlops: o?.json.flops_per_step ?? null });
     }
   }
 }
@@ -140,14 +144,14 @@ if (only.has('packing')) {
   // Completions of 16–96 random tokens after the 32-token prompt: padding is what packing removes. dpo-ts only.
   const args = [...shapes.a.args, '--min-completion-len', '16'];
   for (const levers of [[], ['--padding-free'], ['--padding-free', '--prefix-sharing']]) {
-    const r = dpo(['bench', 'train', ...args, ...shapes.a.steps, '--threads', String(threads), ...ceilingArgs, ...levers]);
-    rows.push({ label: `(a″) shape (a) with completions of 16–96 tokens${levers.length ? `, ${levers.join(' ')}` : ', padded'}: dpo-ts only`, ours: summarise(r ? [r] : []), torch: null, flops: r?.flops_per_step ?? null });
+    const r = dpoRounds(['bench', 'train', ...args, ...shapes.a.steps, '--threads', String(threads), ...ceilingArgs, ...levers]);
+    rows.push({ label: `(a″) shape (a) with completions of 16–96 tokens${levers.length ? `, ${levers.join(' ')}` : ', padded'}: dpo-ts only`, ours: summarise(r), torch: null, flops: r[0]?.flops_per_step ?? null });
   }
 }
 if (only.has('llama')) {
   const args = ['--arch', 'llama', ...shapes.a.args];
-  const l = dpo(['bench', 'train', ...args, ...shapes.a.steps, '--threads', String(threads), ...ceilingArgs]);
-  rows.push({ label: '(a′) Llama L4 H4 C256 (SwiGLU 704) V512, T128, 4 pairs: dpo-ts only', ours: summarise(l ? [l] : []), torch: null, flops: l?.flops_per_step ?? null });
+  const l = dpoRounds(['bench', 'train', ...args, ...shapes.a.steps, '--threads', String(threads), ...ceilingArgs]);
+  rows.push({ label: '(a′) Llama L4 H4 C256 (SwiGLU 704) V512, T128, 4 pairs: dpo-ts only', ours: summarise(l), torch: null, flops: l[0]?.flops_per_step ?? null });
 }
 load.push(loadavg()[0]);
 
