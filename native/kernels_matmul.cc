@@ -1,12 +1,8 @@
 // Batched matmul and the fused linear layer, both thin wrappers over dpo::sgemm (gemm.h), which owns the blocking
 // and the threads. The batch loop is serial on purpose: sgemm parallelises inside, and the pool does not nest.
 // Legend: M, N, K GEMM sizes; batch with per-operand batch strides (0 shares one operand); linear: N rows, Cin, Cout.
-#include <algorithm>
-#include <cstring>
-
 #include "gemm.h"
 #include "kernels.h"
-#include "kernels_common.h"
 
 namespace dpo {
 
@@ -20,20 +16,11 @@ void matmul(float* c, const float* a, const float* b, int64_t batch, int64_t m, 
   }
 }
 
-// out (N, Cout) = x (N, Cin) · op(W) + bias: rows start as the bias (or zero), then sgemm accumulates.
+// out (N, Cout) = x (N, Cin) · op(W) + bias, the bias added in sgemm's epilogue (out is written once).
 // W (Cout, Cin) is used transposed (torch.nn.Linear); W (Cin, Cout) as is when w_is_in_out (GPT-2 Conv1D).
 void linear_forward(float* out, const float* x, const float* w, const float* bias, int64_t n, int64_t cin,
                     int64_t cout, bool w_is_in_out) {
-  parallel_rows(n, cout, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      if (bias != nullptr) {
-        std::memcpy(out + i * cout, bias, static_cast<size_t>(cout) * sizeof(float));
-      } else {
-        std::fill(out + i * cout, out + (i + 1) * cout, 0.0f);
-      }
-    }
-  });
-  sgemm(false, !w_is_in_out, n, cout, cin, x, cin, w, w_is_in_out ? cout : cin, out, cout, true);
+  sgemm(false, !w_is_in_out, n, cout, cin, x, cin, w, w_is_in_out ? cout : cin, out, cout, false, bias);
 }
 
 }  // namespace dpo

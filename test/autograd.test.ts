@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   DTypeError, DisposedError, GradError, IndexError, Rng, ShapeError, add, attention, backward, concat, gather, linear,
-  logSoftmaxGather, matmul, memoryStats, mul, noGrad, randn, reshape, scope, sum, tensor, zeros, currentBackend,
+  logSoftmaxGather, matmul, memoryStats, mul, noGrad, randn, reshape, scope, slice, sum, tensor, zeros, currentBackend,
 } from '../src/index.js';
 import { assertClose } from './helpers.js';
 
@@ -31,6 +31,16 @@ describe(`autograd semantics (${currentBackend().name} backend)`, () => {
     const b = tensor([3, 4]).requireGrad();
     assert.equal(add(a, a).requiresGrad, false);
     assert.equal(add(a, b).requiresGrad, true);
+  });
+
+  test('slices of one tensor sum their gradients (overlapping windows, plus a non-slice use)', () => {
+    // y = Σ x[:, 0:3]·w1 + Σ x[:, 2:5]·w2 + Σ 3x: dy/dx = w1 on columns 0-2, + w2 on 2-4, + 3 everywhere.
+    const x = tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [2, 6]).requireGrad();
+    const w1 = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const w2 = tensor([10, 20, 30, 40, 50, 60], [2, 3]);
+    scope(() => backward(add(add(sum(mul(slice(x, [0, 0], [2, 3]), w1)), sum(mul(slice(x, [0, 2], [2, 5]), w2))),
+      sum(mul(x, tensor([3]))))));
+    assertClose(x.grad!.data, [4, 5, 16, 23, 33, 3, 7, 8, 49, 53, 63, 3], {}, 'w1 and w2 placed at their windows, plus 3');
   });
 
   test('a leaf that does not affect the output gets no gradient', () => {

@@ -8,7 +8,7 @@ import { elementwiseRules, addInPlace } from './ops/elementwise.js';
 import { matmulRules } from './ops/matmul.js';
 import { nnRules } from './ops/nn.js';
 import { reduceRules } from './ops/reduce.js';
-import { shapeRules } from './ops/shape.js';
+import { accumulateSliceGrad, shapeRules } from './ops/shape.js';
 import { sameShape } from './ops/util.js';
 import { empty, noGrad, registerBackward, scope, Tensor } from './tensor.js';
 
@@ -66,6 +66,13 @@ export function backward(root: Tensor, grad?: Tensor): void {
       const node = t.node;
       if (!node) {
         accumulateLeaf(t, g);
+        continue;
+      }
+      if (node.op === 'slice' && node.inputs[0]?.requiresGrad && grads.has(node.inputs[0])) {
+        // The input already holds a gradient (another slice of it came first): add this window in place.
+        accumulateSliceGrad(grads.get(node.inputs[0])!, g, node.saved.starts);
+        g.dispose();
+        t.node = null;
         continue;
       }
       const results = scope(() => applyRule(node, g, t));

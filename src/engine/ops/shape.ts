@@ -140,6 +140,15 @@ export function scatterAdd(base: Tensor, ids: Tensor, src: Tensor): Tensor {
   return record(out, 'scatterAdd', [base, src], { ids });
 }
 
+/**
+ * into[starts … starts + g.shape) += g: the slice rule's work, also used by autograd to add a slice's gradient straight
+ * into its input's existing gradient (q, k and v cut from one projection) instead of a zero tensor plus a sum.
+ */
+export function accumulateSliceGrad(into: Tensor, g: Tensor, starts: readonly number[]): void {
+  const xs = contiguousStrides(into.shape);
+  getBackend().stridedAccumulate(into.floatData(), g.floatData(), g.shape, xs, starts.reduce((acc, s, i) => acc + s * xs[i], 0));
+}
+
 export const shapeRules: Pick<GradRules, 'reshape' | 'permute' | 'slice' | 'concat' | 'expand' | 'gather' | 'scatterAdd'> = {
   reshape: (g, { inputs: [x] }) => [reshape(g, x!.shape)],
   permute(g, { saved: { perm } }) {
@@ -148,8 +157,7 @@ export const shapeRules: Pick<GradRules, 'reshape' | 'permute' | 'slice' | 'conc
   },
   slice(g, { inputs: [x], saved: { starts } }) {
     const dx = zeros(x!.shape, g.dtype);
-    const xs = contiguousStrides(x!.shape);
-    getBackend().stridedAccumulate(dx.floatData(), g.floatData(), g.shape, xs, starts.reduce((acc, s, i) => acc + s * xs[i], 0));
+    accumulateSliceGrad(dx, g, starts);
     return [dx];
   },
   concat(g, { inputs, saved: { axis } }) {
