@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -332,6 +332,36 @@ describe(`dpo winrate end to end (${currentBackend().name} backend)`, () => {
     assert.equal(requests.get('honest'), 2 * 4);
     assert.equal(requests.get('BIASED'), 2);
     for (const fault of FAULTS) assert.equal(requests.get(fault), 4, fault);
+  });
+
+  test('reward-model judge: both completions scored by a GPT2ForSequenceClassification, compared by score', async () => {
+    const rm = join(root, 'reward-model');
+    mkdirSync(rm, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(REPO, 'test', 'fixtures', 'seqcls', 'gpt2', f), join(rm, f));
+    for (const f of readdirSync(TOKENIZER_DIR)) copyFileSync(join(TOKENIZER_DIR, f), join(rm, f));
+    const samplesOut = join(root, 'rm-samples.jsonl');
+    const json = lastJson(await runWinrate(['--model', modelA, '--baseline', modelB, ...common(), '--reward-model', rm, '--samples-out', samplesOut]));
+    const rows = readRows(samplesOut);
+    assert.equal(json.orders, 'scores');
+    assert.equal(json.skipped, 0);
+    for (const row of rows) {
+      assert.ok(Number.isFinite(row.score_a) && Number.isFinite(row.score_b), 'both completions have a reward');
+      assert.equal(row.result, compareScores(row.score_a!, row.score_b!).result);
+    }
+    expectSummary(json, rows);
+  });
+
+  test('local judge: a dpo-ts model reads the A/B answer log-probs, both orders averaged inside the judge', async () => {
+    const judgeDir = join(root, 'judge'); // room for the judge prompt: the template, the prompt and both completions
+    const config = { ...MODEL_CONFIG, n_positions: 256 };
+    const model = createModelFromHFConfig(config, new Rng(3));
+    await savePretrained(model, judgeDir, { config, tokenizerFrom: TOKENIZER_DIR });
+    model.dispose();
+    const samplesOut = join(root, 'local-samples.jsonl');
+    const json = lastJson(await runWinrate(['--model', modelA, '--baseline', modelB, ...common(), '--local-judge', judgeDir, '--judge-template', templateFile, '--samples-out', samplesOut]));
+    const rows = readRows(samplesOut);
+    assert.deepEqual([json.orders, json.skipped, json.position_consistency, rows.length], ['judge-averages', 0, null, PROMPTS.length]);
+    expectSummary(json, rows);
   });
 
   test('no judge flag is a usage error (exit 2) that lists the judge kinds', async () => {
