@@ -52,7 +52,5 @@ export async function judgeFromFlags(f: JudgeFlagValues, command: string): Promi
       return rewardModelJudge(f['reward-model']!);
     case 'local-judge':
       return localPairwiseJudge(f['local-judge']!, { template });
-    default:
-      throw new UsageError(`${command}: --${given[0]} is not available in this build`);
   }
 }

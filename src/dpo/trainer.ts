@@ -11,7 +11,7 @@ import { memoryStats, resetPeakMemory } from '../engine/storage.js';
 import { noGrad, scope, type Tensor } from '../engine/tensor.js';
 import type { JsonObject } from '../io/json.js';
 import { loadPretrained } from '../io/pretrained.js';
-import { checkpointProblem, findLatestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointProblem, findLatestCheckpoint, loadCheckpoint, saveCheckpoint, type LoadCheckpointTargets } from './checkpoint.js';
 import { forwardPairs, type PairForward } from './forward.js';
 import { computeLoss, type LossOutput, type RunningMean } from './losses/index.js';
 import { MetricsWindow, memoryMetrics, type BatchStats } from './metrics.js';
@@ -80,26 +80,10 @@ export async function train(input: Partial<TrainConfig>, hooks: TrainHooks = {})
     const plan = planRun(n, c);
     const schedule = { type: c.lrSchedulerType, baseLr: c.learningRate, warmupSteps: warmupStepsFrom(c.warmupSteps, c.warmupRatio, plan.totalSteps), totalSteps: plan.totalSteps };
     const rng = new Rng(c.seed);
-    let step = 0; // optimizer steps taken
-    let epoch = 0; // completed passes over the data
-    let consumed = 0; // micro-batches of this epoch already used
-    let order = shuffledOrder(n, rng); // this epoch's example order
-    let numTokens = 0; // real tokens the policy has read (TRL's num_tokens)
-    let bco: RunningMean | undefined; // bco_pair's running reward mean
-    let history: JsonObject[] = [];
     const metricsLog = new MetricsLog(c.outputDir);
-    if (resumeDir !== null) {
-      const s = loadCheckpoint(resumeDir, { model: policy.model, optimizer });
-      if (s.dataPosition.order.length !== n) throw new TrainConfigError(`resume_from_checkpoint: ${resumeDir} was trained on ${s.dataPosition.order.length} examples, this dataset has ${n}; resume with the same data`);
-      ({ epoch, batchIndex: consumed, order } = s.dataPosition);
-      step = s.globalStep;
-      rng.setState(s.rngState);
-      numTokens = Number(s.lossState?.num_tokens ?? 0);
-      bco = s.lossState?.bco_running_mean as RunningMean | undefined;
-      history = s.logHistory ?? [];
-      metricsLog.truncateAfter(step);
-      log(`resuming from ${resumeDir} at step ${step} of ${plan.totalSteps}`);
-    }
+    let { step, epoch, consumed, order, numTokens, bco, history } = startPosition(resumeDir, { model: policy.model, optimizer }, {
+      n, rng, metricsLog, log, totalSteps: plan.totalSteps, mismatch: (trained) => `${trained} examples, this dataset has ${n}; resume with the same data`,
+    });
     writeTrainingArgs(c.outputDir, trainingArgsJson(c));
     log(`training: ${n} examples, ${plan.totalSteps} steps of ${plan.pairsPerStep} (${c.perDeviceTrainBatchSize} × ${c.gradientAccumulationSteps}), reference: ${reference.kind}`);
 
@@ -206,6 +190,46 @@ export async function train(input: Partial<TrainConfig>, hooks: TrainHooks = {})
     built?.reference.dispose();
     policy.model.dispose();
   }
+}
+
+/** Where a run stands between optimizer steps: what a checkpoint keeps besides the weights and the moments. */
+export interface RunPosition {
+  /** Optimizer steps taken. */
+  step: number;
+  /** Completed passes over the data. */
+  epoch: number;
+  /** Micro-batches of this epoch already used. */
+  consumed: number;
+  /** This epoch's item order. */
+  order: number[];
+  /** Real tokens the policy has read (TRL's num_tokens). */
+  numTokens: number;
+  /** bco_pair's running reward mean. */
+  bco: RunningMean | undefined;
+  history: JsonObject[];
+  /** The checkpoint's loss state as saved (empty for a fresh run), for counters a caller keeps itself. */
+  lossState: JsonObject;
+}
+
+/**
+ * A fresh run over n items (its first shuffle drawn from rng), or, with resumeDir, the position that checkpoint
+ * saved, with its weights and optimizer moments loaded into `targets`, rng's state restored and metrics.jsonl cut
+ * back to its step. `mismatch(trained)` ends the error for a checkpoint trained on a different number of items.
+ */
+export function startPosition(resumeDir: string | null, targets: LoadCheckpointTargets, o: {
+  n: number; rng: Rng; metricsLog: MetricsLog; log: (line: string) => void; totalSteps: number; mismatch: (trained: number) => string;
+}): RunPosition {
+  if (resumeDir === null) return { step: 0, epoch: 0, consumed: 0, order: shuffledOrder(o.n, o.rng), numTokens: 0, bco: undefined, history: [], lossState: {} };
+  const s = loadCheckpoint(resumeDir, targets);
+  if (s.dataPosition.order.length !== o.n) throw new TrainConfigError(`resume_from_checkpoint: ${resumeDir} was trained on ${o.mismatch(s.dataPosition.order.length)}`);
+  o.rng.setState(s.rngState);
+  o.metricsLog.truncateAfter(s.globalStep);
+  o.log(`resuming from ${resumeDir} at step ${s.globalStep} of ${o.totalSteps}`);
+  const lossState = s.lossState ?? {};
+  return {
+    step: s.globalStep, epoch: s.dataPosition.epoch, consumed: s.dataPosition.batchIndex, order: s.dataPosition.order,
+    numTokens: Number(lossState.num_tokens ?? 0), bco: lossState.bco_running_mean as RunningMean | undefined, history: s.logHistory ?? [], lossState,
+  };
 }
 
 /** The checkpoint to resume from: a checkpoint-N directory, or the newest complete one for 'latest'. */

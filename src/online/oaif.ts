@@ -14,13 +14,12 @@ import { backward, zeroGrad } from '../engine/autograd.js';
 import { Rng } from '../engine/random.js';
 import { memoryStats, resetPeakMemory } from '../engine/storage.js';
 import { noGrad, scope } from '../engine/tensor.js';
-import type { JsonObject } from '../io/json.js';
 import { generationDefaults, loadPretrained, type Pretrained } from '../io/pretrained.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { loadCheckpoint, saveCheckpoint } from '../dpo/checkpoint.js';
+import { saveCheckpoint } from '../dpo/checkpoint.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { forwardPairs } from '../dpo/forward.js';
-import { computeLoss, needsReference, type RunningMean } from '../dpo/losses/index.js';
+import { computeLoss, needsReference } from '../dpo/losses/index.js';
 import { MetricsWindow, memoryMetrics } from '../dpo/metrics.js';
 import { clipGradNorm, createOptimizer } from '../dpo/optim.js';
 import { createProgress, type ProgressStream } from '../dpo/progress.js';
@@ -30,7 +29,7 @@ import { learningRateAt, warmupStepsFrom } from '../dpo/schedule.js';
 import { microBatchObjective, nllCoefficient, stepPairLosses } from '../dpo/step-loss.js';
 import { planRun, scoredChosenTokens, shuffledOrder, stepMicroBatches } from '../dpo/train-data.js';
 import { TrainConfigError, lossOptionsOf, resolveTrainConfig, snakeCase, trainingArgsJson, type TrainConfig } from '../dpo/trainer-config.js';
-import { checkFiniteGradNorm, resolveResume, TrainingDivergedError } from '../dpo/trainer.js';
+import { checkFiniteGradNorm, resolveResume, startPosition, TrainingDivergedError } from '../dpo/trainer.js';
 import type { Judge, Preference } from './judges.js';
 import { loadPrompts, type PromptItem } from './prompts.js';
 import { sampledPair, samplePolicy, type PolicySample } from './sample.js';
@@ -234,28 +233,14 @@ export async function trainOnline(input: Partial<TrainConfig>, onlineInput: Part
     const plan = planRun(n, c);
     const schedule = { type: c.lrSchedulerType, baseLr: c.learningRate, warmupSteps: warmupStepsFrom(c.warmupSteps, c.warmupRatio, plan.totalSteps), totalSteps: plan.totalSteps };
     const rng = new Rng(c.seed); // the shuffle and the sampling share one seeded stream, saved in checkpoints
-    let step = 0;
-    let epoch = 0;
-    let consumed = 0;
-    let order = shuffledOrder(n, rng);
-    let numTokens = 0;
-    let bco: RunningMean | undefined;
-    let history: JsonObject[] = [];
-    const totals = { labelled: 0, ties: 0, skipped: 0 };
     const metricsLog = new MetricsLog(c.outputDir);
-    if (resumeDir !== null) {
-      const s = loadCheckpoint(resumeDir, { model: policy.model, optimizer });
-      if (s.dataPosition.order.length !== n) throw new TrainConfigError(`resume_from_checkpoint: ${resumeDir} was trained on ${s.dataPosition.order.length} prompts, this file has ${n}; resume with the same prompts`);
-      ({ epoch, batchIndex: consumed, order } = s.dataPosition);
-      step = s.globalStep;
-      rng.setState(s.rngState);
-      numTokens = Number(s.lossState?.num_tokens ?? 0);
-      bco = s.lossState?.bco_running_mean as RunningMean | undefined;
-      for (const k of ['labelled', 'ties', 'skipped'] as const) totals[k] = Number(s.lossState?.[`judge_${k}`] ?? 0);
-      history = s.logHistory ?? [];
-      metricsLog.truncateAfter(step);
-      log(`resuming from ${resumeDir} at step ${step} of ${plan.totalSteps}`);
-    }
+    const start = startPosition(resumeDir, { model: policy.model, optimizer }, {
+      n, rng, metricsLog, log, totalSteps: plan.totalSteps, mismatch: (trained) => `${trained} prompts, this file has ${n}; resume with the same prompts`,
+    });
+    let { step, epoch, consumed, order, numTokens, bco } = start;
+    const history = start.history;
+    const totals = { labelled: 0, ties: 0, skipped: 0 };
+    for (const k of ['labelled', 'ties', 'skipped'] as const) totals[k] = Number(start.lossState[`judge_${k}`] ?? 0);
     writeTrainingArgs(c.outputDir, trainingArgsJson(c));
     const onlineArgs = Object.fromEntries(Object.entries(o).map(([k, v]) => [snakeCase(k), v]));
     writeFileAtomic(join(c.outputDir, ONLINE_ARGS_FILE), JSON.stringify({ ...onlineArgs, judge: judge.name }, null, 2) + '\n');
@@ -375,14 +360,15 @@ export async function trainOnline(input: Partial<TrainConfig>, onlineInput: Part
       if (c.syncRefModel && refModel && step % c.refModelSyncSteps === 0) syncReference(refModel.model, policy.model, c.refModelMixupAlpha);
 
       const epochs = epoch + (consumed * c.perDeviceTrainBatchSize) / n;
-      const fields = { step, totalSteps: plan.totalSteps, loss: window.size > 0 ? window.summary().loss : NaN, accuracy: window.size > 0 ? window.summary()['rewards/accuracies'] : NaN, tokensPerSecond: (windowTokens * 1000) / Math.max(1e-9, performance.now() - windowStart) };
+      const trained = window.size > 0 ? window.summary() : {}; // the window's DPO metrics; none before a labelled pair
+      const fields = { step, totalSteps: plan.totalSteps, loss: trained.loss ?? NaN, accuracy: trained['rewards/accuracies'] ?? NaN, tokensPerSecond: (windowTokens * 1000) / Math.max(1e-9, performance.now() - windowStart) };
       progress.step(fields);
       if (step % c.loggingSteps === 0 || step === plan.totalSteps) {
         totals.labelled += online.labelled;
         totals.ties += online.ties;
         totals.skipped += online.skipped;
         lastMetrics = {
-          ...(window.size > 0 ? window.summary() : {}), ...windowSummary(online, c.beta), beta: c.beta, grad_norm: gradNorm, learning_rate: lr, num_tokens: numTokens,
+          ...trained, ...windowSummary(online, c.beta), beta: c.beta, grad_norm: gradNorm, learning_rate: lr, num_tokens: numTokens,
           tokens_per_second: fields.tokensPerSecond, ...memoryMetrics(memoryStats().peakLiveBytes), epoch: epochs, step,
         };
         metricsLog.append(lastMetrics);
